@@ -1,0 +1,210 @@
+import type { IncomingMessage, Server } from "node:http";
+import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
+import type { Connection, Handshake, Refusal, ServerFrame, WhisperHub } from "@whisperchat/core";
+import { CloseCode, SUBPROTOCOL } from "@whisperchat/core";
+import { WebSocket, WebSocketServer } from "ws";
+
+/** Options of {@link attachWebSocket}. */
+export interface WebSocketAdapterOptions {
+  /** The HTTP server to mount on; its other routes and upgrade paths are left alone. */
+  server: Server;
+  /** The URL path of the endpoint. @default "/whisper" */
+  path?: string;
+  /** Largest frame accepted, in bytes; a larger one closes the connection with 1009. @default hub.limits.maxPayloadBytes */
+  maxPayloadBytes?: number;
+  /**
+   * How often each connection is pinged, in ms. A connection that has not answered the
+   * previous ping by the next one is terminated, so a dead peer is detected within two
+   * intervals. @default 30000
+   */
+  heartbeatIntervalMs?: number;
+  /** On `close()`, how long peers get to finish the closing handshake before they are cut off, in ms. @default 2000 */
+  closeTimeoutMs?: number;
+}
+
+/** A mounted WebSocket endpoint. */
+export interface WebSocketAdapter {
+  /** The underlying `ws` server (escape hatch). */
+  readonly wss: WebSocketServer;
+  /** The path it serves. */
+  readonly path: string;
+  /**
+   * Stops accepting upgrades on the path, stops the heartbeat and closes open connections with
+   * 1001. Does not close the HTTP server or the hub.
+   */
+  close(): Promise<void>;
+}
+
+const KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/**
+ * Mounts WhisperChat's WebSocket transport (PROTOCOL.md section 2) on an existing HTTP server.
+ *
+ * ```ts
+ * const server = http.createServer(app);
+ * const hub = createWhisper({ store: createMemoryStore() });
+ * attachWebSocket(hub, { server });            // ws://host/whisper
+ * server.listen(3000);
+ * ```
+ */
+export function attachWebSocket(hub: WhisperHub, options: WebSocketAdapterOptions): WebSocketAdapter {
+  const path = options.path ?? "/whisper";
+  if (!path.startsWith("/"))
+    throw new TypeError(`attachWebSocket: path must start with "/", got ${JSON.stringify(path)}`);
+  const heartbeatMs = options.heartbeatIntervalMs ?? 30_000;
+  const closeTimeoutMs = options.closeTimeoutMs ?? 2000;
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxPayloadBytes ?? hub.limits.maxPayloadBytes,
+    perMessageDeflate: false,
+    handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  });
+  const alive = new WeakMap<WebSocket, boolean>();
+  let closed = false;
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      return; // not ours to judge
+    }
+    if (url.pathname !== path) return;
+    socket.on("error", () => socket.destroy());
+    if (closed) {
+      refuseHandshake(socket, {
+        ok: false,
+        status: 503,
+        code: "internal",
+        message: "the endpoint is closed",
+      });
+      return;
+    }
+    if (!isValidUpgrade(req)) {
+      refuseHandshake(socket, {
+        ok: false,
+        status: 400,
+        code: "bad_request",
+        message: "not a valid WebSocket upgrade",
+      });
+      return;
+    }
+    const handshake: Handshake = {
+      transport: "ws",
+      headers: req.headers,
+      params: queryParams(url.searchParams),
+      remoteAddress: req.socket.remoteAddress ?? "",
+    };
+    hub.admit(handshake).then(
+      (admission) => {
+        if (socket.destroyed) return;
+        if (!admission.ok) {
+          refuseHandshake(socket, admission);
+          return;
+        }
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          alive.set(ws, true);
+          ws.on("pong", () => alive.set(ws, true));
+          const connection: Connection = {
+            send(frame: ServerFrame) {
+              if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame));
+            },
+            close(code: number, reason: string) {
+              if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
+                ws.close(code, truncateReason(reason));
+              }
+            },
+            get bufferedAmount() {
+              return ws.bufferedAmount;
+            },
+          };
+          const link = hub.open(admission, connection);
+          ws.on("message", (data, isBinary) => {
+            if (isBinary) link.receiveBinary();
+            else link.receiveText(data.toString());
+          });
+          // ws reports protocol violations (too large, bad UTF-8) as errors and closes by itself.
+          ws.on("error", () => undefined);
+          ws.on("close", (code) => link.closed(code));
+        });
+      },
+      () => {
+        refuseHandshake(socket, { ok: false, status: 503, code: "internal", message: "admission failed" });
+      },
+    );
+  };
+
+  const heartbeat = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (alive.get(ws) === false) {
+        ws.terminate();
+        continue;
+      }
+      alive.set(ws, false);
+      ws.ping();
+    }
+  }, heartbeatMs);
+  heartbeat.unref();
+  options.server.on("upgrade", onUpgrade);
+
+  return {
+    wss,
+    path,
+    close(): Promise<void> {
+      closed = true;
+      clearInterval(heartbeat);
+      options.server.off("upgrade", onUpgrade);
+      for (const ws of wss.clients) ws.close(CloseCode.GoingAway, "server shutting down");
+      // A peer that does not finish the closing handshake in time is cut off.
+      const cutoff = setTimeout(() => {
+        for (const ws of wss.clients) ws.terminate();
+      }, closeTimeoutMs);
+      return new Promise((resolve) =>
+        wss.close(() => {
+          clearTimeout(cutoff);
+          resolve();
+        }),
+      );
+    },
+  };
+}
+
+function isValidUpgrade(req: IncomingMessage): boolean {
+  if (req.method !== "GET") return false;
+  if ((req.headers.upgrade ?? "").toLowerCase() !== "websocket") return false;
+  const key = req.headers["sec-websocket-key"];
+  if (typeof key !== "string" || !KEY.test(key)) return false;
+  const version = req.headers["sec-websocket-version"];
+  return version === "13" || version === "8";
+}
+
+function queryParams(search: URLSearchParams): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of search) {
+    const prev = out[k];
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return out;
+}
+
+/** Close reasons are limited to 123 bytes by the WebSocket protocol. */
+function truncateReason(reason: string): string {
+  let r = reason;
+  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
+  return r;
+}
+
+/** Answers a refused handshake with a plain HTTP response, never an accepted socket. */
+function refuseHandshake(socket: Duplex, refusal: Refusal): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify({ code: refusal.code, message: refusal.message });
+  const lines = [
+    `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ""}`,
+    "Connection: close",
+    "Content-Type: application/json; charset=utf-8",
+    `Content-Length: ${Buffer.byteLength(body)}`,
+  ];
+  if (refusal.retryAfterSec !== undefined) lines.push(`Retry-After: ${refusal.retryAfterSec}`);
+  socket.end(`${lines.join("\r\n")}\r\n\r\n${body}`);
+}

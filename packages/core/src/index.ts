@@ -1,0 +1,78 @@
+export type {
+  Admission,
+  Admitted,
+  Connection,
+  Handshake,
+  Identity,
+  Refusal,
+  Reply,
+  SessionLink,
+} from "./connection.js";
+export type { CloseCodeValue, ErrorCode, WhisperErrorOptions } from "./errors.js";
+export { CloseCode, ERROR_CODES, isWhisperError, WhisperError } from "./errors.js";
+export type { GeoBox } from "./geo.js";
+export { EARTH_RADIUS_KM, haversineKm, publicDistanceKm, rangeBoxes } from "./geo.js";
+export type {
+  AuthenticateHook,
+  HubCloseOptions,
+  HubEvents,
+  HubSettings,
+  HubStats,
+  SessionInfo,
+  WhisperOptions,
+} from "./hub.js";
+export { createWhisper, WhisperHub } from "./hub.js";
+export { randomId } from "./ids.js";
+export type { BucketState } from "./limiter.js";
+export { assertBucketRule, drainMs, leakyBucket } from "./limiter.js";
+export type { Claimed, MatchFilter } from "./matcher.js";
+export { searchAndClaim } from "./matcher.js";
+export type {
+  AckFrame,
+  AuthFrame,
+  BlockFrame,
+  ClientFrame,
+  ClientFrameType,
+  ClientLimits,
+  ErrorFrame,
+  JoinFrame,
+  LatLng,
+  LeaveFrame,
+  MatchedFrame,
+  MessageFrame,
+  MessageRequestFrame,
+  NextFrame,
+  PartnerAwayFrame,
+  PartnerBackFrame,
+  PartnerLeftFrame,
+  PartnerLeftReason,
+  PingFrame,
+  PongFrame,
+  PublicUser,
+  ReplyFrame,
+  RoomFrame,
+  ServerFrame,
+  TypingFrame,
+  TypingRequestFrame,
+  WaitingFrame,
+  WelcomeFrame,
+} from "./protocol.js";
+export { CLIENT_FRAME_TYPES, PROTOCOL_VERSION, SUBPROTOCOL } from "./protocol.js";
+export type { SessionState } from "./session.js";
+export type {
+  BucketRule,
+  BusMessage,
+  BusStore,
+  ExclusionStore,
+  LimiterStore,
+  LimitResult,
+  PoolEntry,
+  PoolStore,
+  RoomMember,
+  RoomRecord,
+  RoomStore,
+  Store,
+  StoredMessage,
+} from "./store.js";
+export type { ValidationLimits } from "./validate.js";
+export { FrameError, parseClientFrame, validateClientFrame } from "./validate.js";

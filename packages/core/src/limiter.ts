@@ -1,0 +1,51 @@
+import type { BucketRule, LimitResult } from "./store.js";
+
+/** The state of one leaky bucket. */
+export interface BucketState {
+  /** Level after the last allowed action. */
+  level: number;
+  /** When `level` was computed (ms). */
+  at: number;
+}
+
+/**
+ * The leaky bucket in its meter form (equivalent to GCRA): the bucket drains at
+ * `rule.ratePerSec`; an action of `cost` is allowed when the drained level plus `cost` fits in
+ * `rule.capacity`, and otherwise gets the milliseconds until it would. Pure: returns the new
+ * state (unchanged when refused). A clock that went backwards drains nothing.
+ */
+export function leakyBucket(
+  state: BucketState | undefined,
+  rule: BucketRule,
+  cost: number,
+  now: number,
+): { result: LimitResult; state: BucketState } {
+  const elapsed = state === undefined ? 0 : Math.max(0, now - state.at);
+  const drained = state === undefined ? 0 : Math.max(0, state.level - (elapsed * rule.ratePerSec) / 1000);
+  // Keep the newer of the two clocks so a backwards step cannot re-drain the same time twice.
+  const at = state === undefined ? now : Math.max(now, state.at);
+  const wanted = drained + cost;
+  if (wanted <= rule.capacity + 1e-9) {
+    return { result: { allowed: true, retryAfterMs: 0, level: wanted }, state: { level: wanted, at } };
+  }
+  const retryAfterMs = Math.max(1, Math.ceil(((wanted - rule.capacity) * 1000) / rule.ratePerSec));
+  return {
+    result: { allowed: false, retryAfterMs, level: drained },
+    state: { level: drained, at },
+  };
+}
+
+/** Milliseconds until a bucket at `level` is empty: how long its state is worth keeping. */
+export function drainMs(level: number, rule: BucketRule): number {
+  return Math.ceil((level * 1000) / rule.ratePerSec);
+}
+
+/** Throws a `RangeError` unless the rule is usable (positive, finite numbers). */
+export function assertBucketRule(rule: BucketRule, what: string): void {
+  if (!(Number.isFinite(rule.capacity) && rule.capacity > 0)) {
+    throw new RangeError(`${what}: capacity must be a positive number, got ${rule.capacity}`);
+  }
+  if (!(Number.isFinite(rule.ratePerSec) && rule.ratePerSec > 0)) {
+    throw new RangeError(`${what}: ratePerSec must be a positive number, got ${rule.ratePerSec}`);
+  }
+}

@@ -1,0 +1,165 @@
+import type { RoomFrame } from "./protocol.js";
+
+/**
+ * A waiting session in the pool. Stores keep it as given and never decide who matches whom:
+ * the core matcher does.
+ */
+export interface PoolEntry {
+  /** The waiting session. */
+  sessionId: string;
+  /** Its user: two sessions of one user never match. */
+  userId: string;
+  /** The node (hub) that owns the session, for routing. */
+  nodeId: string;
+  /** Display name, shown to the partner. */
+  name: string;
+  lat: number;
+  lng: number;
+  rangeKm: number;
+  /** When the session entered the pool (ms since the epoch); kept across updates. */
+  since: number;
+}
+
+/** The waiting pool: a spatial index of what each waiting session can accept. */
+export interface PoolStore {
+  /**
+   * Adds the entry, or replaces the one with the same `sessionId` (a location or range update).
+   */
+  add(entry: PoolEntry): Promise<void>;
+  /** Removes a waiting session. Resolves `true` if it was in the pool. */
+  remove(sessionId: string): Promise<boolean>;
+  /** The entry of a waiting session, or `undefined`. */
+  get(sessionId: string): Promise<PoolEntry | undefined>;
+  /**
+   * Every waiting entry whose range may contain the point: all entries with
+   * `haversine(entry, point) <= entry.rangeKm`, possibly with some more (the matcher checks
+   * the exact distance). Never capped: a cap could hide an eligible partner.
+   */
+  candidates(lat: number, lng: number): Promise<PoolEntry[]>;
+  /**
+   * Atomically removes both sessions if both are waiting, and resolves `true`; otherwise
+   * changes nothing and resolves `false`. This is what makes a match happen at most once,
+   * across nodes too.
+   */
+  claim(sessionA: string, sessionB: string): Promise<boolean>;
+  /** How many sessions are waiting. */
+  size(): Promise<number>;
+}
+
+/** One member of a room. */
+export interface RoomMember {
+  sessionId: string;
+  userId: string;
+  nodeId: string;
+  name: string;
+}
+
+/** A 1:1 room between two matched sessions. */
+export interface RoomRecord {
+  roomId: string;
+  members: readonly [RoomMember, RoomMember];
+  createdAt: number;
+}
+
+/** A chat message kept in a room's bounded history. */
+export interface StoredMessage {
+  messageId: string;
+  /** The sending session. */
+  from: string;
+  text: string;
+  ts: number;
+}
+
+/** Rooms and their bounded histories. */
+export interface RoomStore {
+  /** Creates a room. */
+  create(room: RoomRecord): Promise<void>;
+  /** The room, or `undefined` once it is closed. */
+  get(roomId: string): Promise<RoomRecord | undefined>;
+  /**
+   * Closes a room and its history. Resolves the record to exactly one caller (the one that
+   * closed it); concurrent and later callers get `undefined`.
+   */
+  delete(roomId: string): Promise<RoomRecord | undefined>;
+  /**
+   * Appends a message to the room's history, keeping only the newest `limit` messages.
+   * Resolves `false` (and stores nothing) when the room does not exist.
+   */
+  append(roomId: string, message: StoredMessage, limit: number): Promise<boolean>;
+  /** The room's history, oldest first (empty for an unknown room). */
+  history(roomId: string): Promise<StoredMessage[]>;
+}
+
+/**
+ * Pairs of users that must not be matched: blocks (forever) and recent partners after `next`
+ * (for a cooldown). Symmetric: excluding (a, b) also excludes (b, a).
+ */
+export interface ExclusionStore {
+  /** Excludes the pair, forever or for `ttlMs` milliseconds. A longer exclusion is never shortened. */
+  add(userA: string, userB: string, ttlMs?: number): Promise<void>;
+  /** Which of `others` are excluded for `userId`. */
+  excluded(userId: string, others: readonly string[]): Promise<Set<string>>;
+}
+
+/** A frame travelling to a session, possibly owned by another node. */
+export interface BusMessage {
+  /** The session the frame is for. */
+  to: string;
+  /** The room the frame is about: a frame for a room the session is no longer in is dropped. */
+  roomId: string;
+  frame: RoomFrame;
+  /** With `matched`: the other member, so the receiving node can route the session's replies. */
+  partner?: RoomMember;
+}
+
+/** Routing between nodes: each node subscribes to its own id. */
+export interface BusStore {
+  /**
+   * Receives the messages published to `nodeId` until the returned function is called.
+   * Resolves once the subscription is active.
+   */
+  subscribe(nodeId: string, handler: (message: BusMessage) => void): Promise<() => Promise<void>>;
+  /**
+   * Sends a message to the node that subscribed `nodeId`. Resolves `true` once it was handed
+   * to a subscriber (or routed to one), `false` when no node is subscribed under that id.
+   */
+  publish(nodeId: string, message: BusMessage): Promise<boolean>;
+}
+
+/** A leaky-bucket rule: a bucket of `capacity` that drains at `ratePerSec`. */
+export interface BucketRule {
+  /** Largest level the bucket holds: the burst. */
+  capacity: number;
+  /** Units drained per second: the sustained rate. */
+  ratePerSec: number;
+}
+
+/** The outcome of one limiter check. */
+export interface LimitResult {
+  /** Whether the action may go ahead (its cost was added). */
+  allowed: boolean;
+  /** When not allowed: milliseconds until the same action would be allowed; otherwise 0. */
+  retryAfterMs: number;
+  /** The bucket level after the check. */
+  level: number;
+}
+
+/** Limiter state: buckets by key, which expire once drained. */
+export interface LimiterStore {
+  /** Adds `cost` to the bucket `key` if it fits under `rule.capacity` after draining. */
+  consume(key: string, rule: BucketRule, cost: number): Promise<LimitResult>;
+}
+
+/**
+ * The storage seam. Stores only store; every decision (who matches, what is allowed) is made
+ * in core. Pass one store instance to several hubs in one process to run several nodes.
+ */
+export interface Store {
+  readonly pool: PoolStore;
+  readonly rooms: RoomStore;
+  readonly exclusions: ExclusionStore;
+  readonly bus: BusStore;
+  readonly limiter: LimiterStore;
+  /** Releases timers and connections the store itself created. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,10 @@
+export type { TestApi, TestFn } from "./test-api.js";
+export { storeConformance } from "./store-suite.js";
+export type {
+  OutboundFrame,
+  RefusedConnection,
+  TestClient,
+  TransportHarness,
+  TransportSuiteOptions,
+} from "./transport-suite.js";
+export { expectFrame, transportConformance } from "./transport-suite.js";
