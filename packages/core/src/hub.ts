@@ -296,7 +296,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       sessionId: session.id,
       resumeToken: randomId(32),
       protocol: PROTOCOL_VERSION,
-      user: { userId: session.identity.userId, name: session.name },
+      user: { userId: session.identity.userId, name: session.identity.name },
       resumed: false,
       limits: this.settings.limits,
     });

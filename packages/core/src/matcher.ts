@@ -31,7 +31,7 @@ export async function searchAndClaim(
   me: PoolEntry,
   filter: MatchFilter | undefined,
 ): Promise<Claimed | undefined> {
-  const raw = await store.pool.candidates(me.lat, me.lng);
+  const raw = await store.pool.candidates(me.lat, me.lng, me.rangeKm);
   const eligible: Claimed[] = [];
   for (const c of raw) {
     if (c.sessionId === me.sessionId || c.userId === me.userId) continue;

@@ -35,7 +35,6 @@ interface JoinParams {
 /** One client session on this node. Requests are handled one at a time, in order. */
 export class Session {
   state: SessionState = "idle";
-  name: string;
   readonly link: SessionLink;
   private roomId: string | undefined;
   private partner: RoomMember | undefined;
@@ -44,15 +43,17 @@ export class Session {
   private tail: Promise<void> = Promise.resolve();
   private pending = 0;
   private strikes = 0;
+  /** Who the session is; a guest's name changes with `join`. */
+  identity: Identity;
 
   constructor(
     private readonly hub: WhisperHub,
     private readonly settings: HubSettings,
-    readonly identity: Identity,
+    identity: Identity,
     private readonly conn: Connection,
     readonly id: string,
   ) {
-    this.name = identity.name;
+    this.identity = identity;
     this.link = {
       sessionId: id,
       receiveText: (text) => this.enqueue(text, undefined),
@@ -167,7 +168,7 @@ export class Session {
       case "next":
         return this.next(frame.id, reply);
       case "leave":
-        await this.leaveRoomOrPool("next");
+        await this.leaveRoomOrPool("left");
         this.answer(withId({ type: "ack", ts: this.settings.now() }, frame.id), reply);
         return;
       case "block":
@@ -180,7 +181,9 @@ export class Session {
   private async join(frame: JoinFrame, reply: Reply | undefined): Promise<void> {
     if (this.state === "room")
       throw new WhisperError("in_room", "you are in a room: send `next` or `leave` first");
-    if (frame.name !== undefined && this.identity.guest === true) this.name = frame.name;
+    if (frame.name !== undefined && this.identity.guest === true) {
+      this.identity = { ...this.identity, name: frame.name };
+    }
     const params: JoinParams = { location: frame.location, rangeKm: frame.rangeKm };
     if (this.state === "waiting") {
       // An update: take the entry out first; if it is already gone, we were just claimed.
@@ -207,7 +210,7 @@ export class Session {
       sessionId: this.id,
       userId: this.identity.userId,
       nodeId: this.hub.nodeId,
-      name: this.name,
+      name: this.identity.name,
       lat: params.location.lat,
       lng: params.location.lng,
       rangeKm: params.rangeKm,

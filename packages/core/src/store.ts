@@ -31,11 +31,12 @@ export interface PoolStore {
   /** The entry of a waiting session, or `undefined`. */
   get(sessionId: string): Promise<PoolEntry | undefined>;
   /**
-   * Every waiting entry whose range may contain the point: all entries with
-   * `haversine(entry, point) <= entry.rangeKm`, possibly with some more (the matcher checks
-   * the exact distance). Never capped: a cap could hide an eligible partner.
+   * Candidates for a newcomer at the point with range `rangeKm`: every waiting entry with
+   * `haversine(entry, point) <= min(entry.rangeKm, rangeKm)`, possibly with some more (the
+   * matcher checks the exact distance; a store may ignore `rangeKm` and return every entry
+   * whose own range contains the point). Never capped: a cap could hide an eligible partner.
    */
-  candidates(lat: number, lng: number): Promise<PoolEntry[]>;
+  candidates(lat: number, lng: number, rangeKm: number): Promise<PoolEntry[]>;
   /**
    * Atomically removes both sessions if both are waiting, and resolves `true`; otherwise
    * changes nothing and resolves `false`. This is what makes a match happen at most once,

@@ -1,5 +1,5 @@
-export type { TestApi, TestFn } from "./test-api.js";
 export { storeConformance } from "./store-suite.js";
+export type { TestApi, TestFn } from "./test-api.js";
 export type {
   OutboundFrame,
   RefusedConnection,

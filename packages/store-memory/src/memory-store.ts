@@ -1,0 +1,126 @@
+import type { Store } from "@whisperchat/core";
+import { MemoryBus } from "./bus.js";
+import { MemoryExclusions } from "./exclusions.js";
+import { MemoryLimiter } from "./limiter.js";
+import { MemoryPool } from "./pool.js";
+import { MemoryRooms } from "./rooms.js";
+
+/** Options of {@link createMemoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * How often expired exclusions and drained limiter buckets are swept, in milliseconds. Expired
+   * entries are also dropped when read; the sweep bounds what is never read again. The timer is
+   * unref'd: it never keeps the process alive.
+   * @default 30_000
+   */
+  sweepIntervalMs?: number;
+  /**
+   * Most limiter buckets held at once. Past it, the least recently used bucket is dropped (which
+   * forgets that key's level), so a flood of new keys cannot grow memory without bound.
+   * @default 100_000
+   */
+  maxBuckets?: number;
+  /**
+   * The clock used by exclusion ttls, limiter buckets and the sweep, in milliseconds since the
+   * epoch. Tests can pass a clock they drive.
+   * @default Date.now
+   */
+  now?: () => number;
+  /**
+   * Called when a bus handler throws while receiving a message. The message still counts as
+   * delivered (`publish` resolves `true`).
+   * @default logs the error with `console.error`
+   */
+  onHandlerError?: (error: unknown, nodeId: string) => void;
+}
+
+/** What a memory store holds right now (see {@link MemoryStore.stats}). */
+export interface MemoryStoreStats {
+  /** Sessions in the waiting pool. */
+  waiting: number;
+  /** Open rooms. */
+  rooms: number;
+  /** Excluded pairs, including expired ones not yet swept. */
+  exclusions: number;
+  /** Limiter buckets, including drained ones not yet swept. */
+  buckets: number;
+  /** Nodes subscribed to the bus. */
+  subscribers: number;
+}
+
+/** A {@link Store} that keeps everything in this process's memory. */
+export interface MemoryStore extends Store {
+  /** Counts of what the store holds, for metrics and tests. */
+  stats(): MemoryStoreStats;
+  /** Drops expired exclusions and drained buckets now, as the periodic sweep does. */
+  sweep(): void;
+}
+
+function positive(name: string, value: number | undefined, fallback: number, integer: boolean): number {
+  if (value === undefined) return fallback;
+  if (!(Number.isFinite(value) && value > 0 && (!integer || Number.isInteger(value)))) {
+    throw new RangeError(
+      `createMemoryStore: ${name} must be a positive ${integer ? "integer" : "number"}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+function logHandlerError(error: unknown, nodeId: string): void {
+  console.error(`@whisperchat/store-memory: a bus handler of node "${nodeId}" threw`, error);
+}
+
+/**
+ * Creates a store for one process: zero setup, the default and the test store. Pass the same
+ * instance to several hubs to run several nodes in one process. Its waiting pool is an rbush
+ * index of each waiting session's range.
+ *
+ * Entries, rooms and messages are kept as given (not copied): do not mutate them after
+ * handing them to the store.
+ */
+export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore {
+  const sweepIntervalMs = positive("sweepIntervalMs", options.sweepIntervalMs, 30_000, false);
+  const maxBuckets = positive("maxBuckets", options.maxBuckets, 100_000, true);
+  const now = options.now ?? Date.now;
+
+  const pool = new MemoryPool();
+  const rooms = new MemoryRooms();
+  const exclusions = new MemoryExclusions(now);
+  const limiter = new MemoryLimiter(now, maxBuckets);
+  const bus = new MemoryBus(options.onHandlerError ?? logHandlerError);
+
+  const sweep = (): void => {
+    const at = now();
+    exclusions.sweep(at);
+    limiter.sweep(at);
+  };
+  let timer: ReturnType<typeof setInterval> | undefined = setInterval(sweep, sweepIntervalMs);
+  timer.unref();
+
+  return {
+    pool,
+    rooms,
+    exclusions,
+    bus,
+    limiter,
+    stats: () => ({
+      waiting: pool.count,
+      rooms: rooms.count,
+      exclusions: exclusions.count,
+      buckets: limiter.count,
+      subscribers: bus.count,
+    }),
+    sweep,
+    async close(): Promise<void> {
+      if (timer !== undefined) {
+        clearInterval(timer);
+        timer = undefined;
+      }
+      pool.clear();
+      rooms.clear();
+      exclusions.clear();
+      limiter.clear();
+      bus.clear();
+    },
+  };
+}
