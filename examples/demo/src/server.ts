@@ -50,6 +50,7 @@ export async function startDemo(config: DemoConfig): Promise<Demo> {
     messageRate: { capacity: config.msgBurst, ratePerSec: config.msgPerSec },
     connectRate: { capacity: config.connectBurst, ratePerSec: config.connectPerSec },
     allowGuests: config.auth === "guest",
+    resumeGraceMs: config.resumeGraceMs,
   });
   hub.on("error", ({ error }) => console.error("[whisperchat]", error));
   let draining = false;

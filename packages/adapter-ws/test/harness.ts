@@ -43,7 +43,11 @@ export function wrapClient(ws: WebSocket): TestClient & { ws: WebSocket } {
     closed,
     async close() {
       if (ws.readyState === WebSocket.CLOSED) return;
-      ws.close();
+      ws.close(1000);
+      await closed;
+    },
+    async drop() {
+      ws.terminate();
       await closed;
     },
   };

@@ -11,6 +11,11 @@ export interface Identity {
   roles: readonly string[];
   /** True for a generated guest identity: its name may be set by `join`. */
   guest?: boolean;
+  /**
+   * When the credential behind this identity expires (ms since the epoch). The session is
+   * closed with 4401 then, unless the client sent a fresh token with `auth`.
+   */
+  expiresAt?: number;
 }
 
 /** What a transport adapter knows about an incoming connection, before accepting it. */
@@ -42,8 +47,13 @@ export interface Refusal {
 export interface Admitted {
   ok: true;
   identity: Identity;
-  /** The `resume` parameter, if the client sent one. */
-  resumeToken: string | undefined;
+  /** The session taken back with the `resume` parameter, if it was valid (opaque to adapters). */
+  resume: ResumeTicket | undefined;
+}
+
+/** A resume that succeeded at admission; `hub.open` completes it. Opaque to adapters. */
+export interface ResumeTicket {
+  readonly sessionId: string;
 }
 
 /** The outcome of `hub.admit`. */

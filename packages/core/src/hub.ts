@@ -1,15 +1,34 @@
+import { createHash } from "node:crypto";
 import { EventEmitter } from "eventemitter3";
-import type { Admission, Connection, Handshake, Identity, Refusal, SessionLink } from "./connection.js";
+import type {
+  Admission,
+  Connection,
+  Handshake,
+  Identity,
+  Refusal,
+  ResumeTicket,
+  SessionLink,
+} from "./connection.js";
+import type { ErrorCode } from "./errors.js";
 import { CloseCode, WhisperError } from "./errors.js";
 import { publicDistanceKm } from "./geo.js";
 import { randomId } from "./ids.js";
 import { assertBucketRule } from "./limiter.js";
 import type { MatchFilter } from "./matcher.js";
 import { searchAndClaim } from "./matcher.js";
-import type { ClientLimits, PartnerLeftReason } from "./protocol.js";
-import { PROTOCOL_VERSION } from "./protocol.js";
+import type { ClientFrameType, ClientLimits, PartnerLeftReason } from "./protocol.js";
 import { Session } from "./session.js";
-import type { BucketRule, BusMessage, PoolEntry, RoomMember, RoomRecord, Store } from "./store.js";
+import type {
+  BanRecord,
+  BucketRule,
+  BusMessage,
+  FrameMessage,
+  PoolEntry,
+  RoomMember,
+  RoomRecord,
+  SessionSnapshot,
+  Store,
+} from "./store.js";
 
 /**
  * Decides who a connecting client is. Return an {@link Identity} to accept, `null` to treat
@@ -21,10 +40,35 @@ export type AuthenticateHook = (
   token: string | undefined,
 ) => Identity | null | Promise<Identity | null>;
 
+/** Checks a fresh token sent with `auth`; resolves the identity it names, or throws `unauthorized`. */
+export type ReauthenticateHook = (token: string, current: Identity) => Identity | Promise<Identity>;
+
+/** Every action the authorisation hook is asked about: client requests and admin actions. */
+export type HubAction = ClientFrameType | "connect" | "kick" | "ban" | "unban" | "stats";
+
+/** What an action is about, for the authorisation hook. */
+export interface HubActionContext {
+  /** The acting session, for client actions. */
+  sessionId?: string;
+  /** The room the acting session is in, if any. */
+  roomId?: string;
+  /** The user an admin action targets. */
+  targetUserId?: string;
+}
+
+/** May `identity` do `action`? Consulted for every client action and admin call. */
+export type AuthorizeHook = (
+  identity: Identity,
+  action: HubAction,
+  context: HubActionContext,
+) => boolean | Promise<boolean>;
+
 /** Options of {@link createWhisper}. */
 export interface WhisperOptions {
-  /** Where the pool, rooms, exclusions, routing and limiter state live. Required: use
-   * `createMemoryStore()` from `@whisperchat/store-memory` for one process. */
+  /**
+   * Where the pool, rooms, exclusions, routing and limiter state live. Required: use
+   * `createMemoryStore()` from `@whisperchat/store-memory` for one process.
+   */
   store: Store;
   /** This node's id, unique among the nodes sharing a store. @default a random id */
   nodeId?: string;
@@ -38,6 +82,10 @@ export interface WhisperOptions {
   maxPayloadBytes?: number;
   /** Chat messages per session: a leaky bucket. @default { capacity: 10, ratePerSec: 5 } */
   messageRate?: BucketRule;
+  /** Chat messages per user, over all their sessions: a leaky bucket. @default { capacity: 20, ratePerSec: 10 } */
+  userMessageRate?: BucketRule;
+  /** `join` and `next` per user: a leaky bucket. @default { capacity: 10, ratePerSec: 1 } */
+  churnRate?: BucketRule;
   /** Connection attempts per client address: a leaky bucket. @default { capacity: 20, ratePerSec: 5 } */
   connectRate?: BucketRule;
   /** A session that gets this many `rate_limited` answers in a row is closed with 1008. @default 20 */
@@ -46,12 +94,32 @@ export interface WhisperOptions {
   nextCooldownMs?: number;
   /** Messages kept in a room's history. @default 100 */
   historyLimit?: number;
+  /**
+   * How long a dropped session can be resumed, in ms (PROTOCOL.md section 5); `0` ends a
+   * session as soon as its connection drops. @default 30000
+   */
+  resumeGraceMs?: number;
+  /** Frames kept for an away session; older ones are dropped past it. @default 256 */
+  maxMailbox?: number;
+  /** How long the record of a live session is kept in the store, refreshed on every state change, in ms. @default 86400000 */
+  sessionRecordTtlMs?: number;
+  /**
+   * How often this node tells the store it is alive, in ms. A node silent for three intervals
+   * is dead: its sessions count as dropped for their partners. @default 2000
+   */
+  nodeHeartbeatMs?: number;
   /** A connection whose unsent output exceeds this many bytes is closed with 1008. @default 1048576 */
   maxBufferedBytes?: number;
   /** Requests a session may have in flight; more are answered `rate_limited`. @default 32 */
   maxPendingRequests?: number;
+  /** Open sessions this node accepts; more are refused with 503. @default 50000 */
+  maxSessions?: number;
   /** The authentication hook. @default every client is a guest (when `allowGuests`) */
   authenticate?: AuthenticateHook;
+  /** Checks tokens sent with `auth`. @default none: `auth` is answered `unauthorized` */
+  reauthenticate?: ReauthenticateHook;
+  /** The authorisation hook. @default everything allowed to clients; admin calls allowed without `by` */
+  authorize?: AuthorizeHook;
   /** Whether clients without an identity from `authenticate` may connect as guests. @default true */
   allowGuests?: boolean;
   /**
@@ -74,10 +142,14 @@ export interface SessionInfo {
 
 /** Events of a hub, for the host app. Each carries the identity of the session concerned. */
 export interface HubEvents {
-  /** A connection was accepted and its session opened. */
+  /** A connection was accepted and its session opened (not emitted for a resume). */
   sessionOpened: (info: SessionInfo) => void;
-  /** A session ended (its connection closed). */
+  /** A session ended. */
   sessionClosed: (info: SessionInfo & { code: number | undefined }) => void;
+  /** A session's connection dropped; it may resume within the grace. */
+  sessionAway: (info: SessionInfo) => void;
+  /** A resume succeeded (`ok`), or an away session's grace ran out (`ok: false`). */
+  resume: (info: SessionInfo & { ok: boolean }) => void;
   /** A session entered the pool, or updated its point and range. */
   waiting: (info: SessionInfo & { since: number }) => void;
   /** A pair was matched; emitted once, by the node of the session whose search found the pair. */
@@ -94,51 +166,82 @@ export interface HubEvents {
   error: (info: { error: unknown; sessionId: string | undefined }) => void;
 }
 
+/** Counts for an admin view. */
+export interface HubStats {
+  nodeId: string;
+  /** Open sessions on this node (away ones included). */
+  sessions: number;
+  /** Sessions on this node by state. */
+  byState: { idle: number; waiting: number; room: number; away: number };
+  /** Rooms with at least one member on this node. */
+  rooms: number;
+  /** Sessions waiting in the pool, on every node sharing the store. */
+  waiting: number;
+  /** Chat messages relayed by this node since it started. */
+  messages: number;
+  /** Error answers by code, since start. */
+  errors: Partial<Record<ErrorCode, number>>;
+  /** Rate-limited actions by kind, since start. */
+  limited: Record<string, number>;
+}
+
 /** Options of `hub.close`. */
 export interface HubCloseOptions {
-  /** The close code sent to clients: 1001 (going away) or 1012 (restarting). @default 1001 */
+  /**
+   * 1001 (going away): sessions end and partners are told `disconnected`. 1012 (restarting):
+   * sessions are kept in the store for the resume grace so that clients resume on another node.
+   * @default 1001
+   */
   code?: 1001 | 1012;
   /** The close reason sent to clients. @default "server shutting down" (1001), "server restarting" (1012) */
   reason?: string;
 }
 
-/** Counts for an admin view. */
-export interface HubStats {
-  nodeId: string;
-  /** Open sessions on this node. */
-  sessions: number;
-  /** Sessions on this node by state. */
-  byState: { idle: number; waiting: number; room: number };
-  /** Sessions waiting in the pool, on every node sharing the store. */
-  waiting: number;
-  /** Chat messages relayed by this node since it started. */
-  messages: number;
+/** Who is calling an admin method, for the authorisation hook. */
+export interface AdminCaller {
+  /** The identity asking; omitted for trusted server-side calls. */
+  by?: Identity;
 }
 
 /** Resolved settings, shared with sessions. */
 export interface HubSettings {
   readonly limits: ClientLimits;
   readonly messageRate: BucketRule;
+  readonly userMessageRate: BucketRule;
+  readonly churnRate: BucketRule;
   readonly connectRate: BucketRule;
   readonly floodCloseAfter: number;
   readonly nextCooldownMs: number;
   readonly historyLimit: number;
+  readonly maxMailbox: number;
+  readonly sessionRecordTtlMs: number;
+  readonly nodeHeartbeatMs: number;
   readonly maxBufferedBytes: number;
   readonly maxPendingRequests: number;
+  readonly maxSessions: number;
   readonly matchFilter: MatchFilter | undefined;
   readonly now: () => number;
 }
 
 const MAX_PARAM_CHARS = 8192;
+/** How long a resuming node waits for the old node to hand a session over. */
+const RELEASE_TIMEOUT_MS = 2000;
 
-function positiveInt(value: number | undefined, fallback: number, what: string): number {
+function positive(value: number | undefined, fallback: number, what: string, zeroOk = false): number {
   const v = value ?? fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new RangeError(`${what} must be a positive number, got ${v}`);
+  if (!Number.isFinite(v) || v < 0 || (v === 0 && !zeroOk)) {
+    throw new RangeError(`${what} must be a ${zeroOk ? "non-negative" : "positive"} number, got ${v}`);
+  }
   return v;
 }
 
 function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** The stored form of a resume token: its SHA-256, so a leaked store does not leak tokens. */
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("base64url");
 }
 
 /**
@@ -153,13 +256,25 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   /** Resolved settings. */
   readonly settings: HubSettings;
   private readonly sessions = new Map<string, Session>();
-  private readonly authenticate: AuthenticateHook | undefined;
+  /** Sessions handed to another node, for forwarding frames still addressed here. */
+  private readonly moved = new Map<string, string>();
+  private readonly releases = new Map<string, (snapshot: SessionSnapshot | null) => void>();
+  private readonly tickets = new WeakMap<
+    ResumeTicket,
+    { session: Session; token: string; released?: Promise<SessionSnapshot | null> }
+  >();
+  private readonly authenticateHook: AuthenticateHook | undefined;
+  private readonly reauthenticateHook: ReauthenticateHook | undefined;
+  private readonly authorizeHook: AuthorizeHook | undefined;
   private readonly allowGuests: boolean;
   private readonly originAllowed: (origin: string | undefined) => boolean;
   private unsubscribe: (() => Promise<void>) | undefined;
   private readonly ready: Promise<void>;
+  private readonly heartbeat: NodeJS.Timeout;
   private closing = false;
   private messageCount = 0;
+  private readonly errorCounts: Partial<Record<ErrorCode, number>> = {};
+  private readonly limitedCounts: Record<string, number> = {};
 
   constructor(options: WhisperOptions) {
     super();
@@ -171,30 +286,42 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     this.store = options.store;
     this.nodeId = options.nodeId ?? `node-${randomId(9)}`;
     const messageRate = options.messageRate ?? { capacity: 10, ratePerSec: 5 };
+    const userMessageRate = options.userMessageRate ?? { capacity: 20, ratePerSec: 10 };
+    const churnRate = options.churnRate ?? { capacity: 10, ratePerSec: 1 };
     const connectRate = options.connectRate ?? { capacity: 20, ratePerSec: 5 };
     assertBucketRule(messageRate, "messageRate");
+    assertBucketRule(userMessageRate, "userMessageRate");
+    assertBucketRule(churnRate, "churnRate");
     assertBucketRule(connectRate, "connectRate");
     this.settings = {
       limits: {
-        maxMessageChars: positiveInt(options.maxMessageChars, 1000, "maxMessageChars"),
-        maxRangeKm: positiveInt(options.maxRangeKm, 20000, "maxRangeKm"),
-        maxNameChars: positiveInt(options.maxNameChars, 32, "maxNameChars"),
+        maxMessageChars: positive(options.maxMessageChars, 1000, "maxMessageChars"),
+        maxRangeKm: positive(options.maxRangeKm, 20000, "maxRangeKm"),
+        maxNameChars: positive(options.maxNameChars, 32, "maxNameChars"),
         messagesPerSec: messageRate.ratePerSec,
         messageBurst: messageRate.capacity,
-        resumeGraceMs: 0,
-        maxPayloadBytes: positiveInt(options.maxPayloadBytes, 16384, "maxPayloadBytes"),
+        resumeGraceMs: positive(options.resumeGraceMs, 30_000, "resumeGraceMs", true),
+        maxPayloadBytes: positive(options.maxPayloadBytes, 16384, "maxPayloadBytes"),
       },
       messageRate,
+      userMessageRate,
+      churnRate,
       connectRate,
-      floodCloseAfter: positiveInt(options.floodCloseAfter, 20, "floodCloseAfter"),
-      nextCooldownMs: options.nextCooldownMs ?? 60_000,
-      historyLimit: positiveInt(options.historyLimit, 100, "historyLimit"),
-      maxBufferedBytes: positiveInt(options.maxBufferedBytes, 1 << 20, "maxBufferedBytes"),
-      maxPendingRequests: positiveInt(options.maxPendingRequests, 32, "maxPendingRequests"),
+      floodCloseAfter: positive(options.floodCloseAfter, 20, "floodCloseAfter"),
+      nextCooldownMs: positive(options.nextCooldownMs, 60_000, "nextCooldownMs", true),
+      historyLimit: positive(options.historyLimit, 100, "historyLimit"),
+      maxMailbox: positive(options.maxMailbox, 256, "maxMailbox"),
+      sessionRecordTtlMs: positive(options.sessionRecordTtlMs, 86_400_000, "sessionRecordTtlMs"),
+      nodeHeartbeatMs: positive(options.nodeHeartbeatMs, 2000, "nodeHeartbeatMs"),
+      maxBufferedBytes: positive(options.maxBufferedBytes, 1 << 20, "maxBufferedBytes"),
+      maxPendingRequests: positive(options.maxPendingRequests, 32, "maxPendingRequests"),
+      maxSessions: positive(options.maxSessions, 50_000, "maxSessions"),
       matchFilter: options.matchFilter,
       now: options.now ?? Date.now,
     };
-    this.authenticate = options.authenticate;
+    this.authenticateHook = options.authenticate;
+    this.reauthenticateHook = options.reauthenticate;
+    this.authorizeHook = options.authorize;
     this.allowGuests = options.allowGuests ?? true;
     const origins = options.allowedOrigins;
     if (origins === undefined) this.originAllowed = () => true;
@@ -210,6 +337,11 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       });
     // Surface a failed subscription through `admit`, never as an unhandled rejection.
     this.ready.catch(() => undefined);
+    this.heartbeat = setInterval(() => {
+      this.tick().catch((error) => this.emit("error", { error, sessionId: undefined }));
+    }, this.settings.nodeHeartbeatMs);
+    this.heartbeat.unref();
+    this.tick().catch((error) => this.emit("error", { error, sessionId: undefined }));
   }
 
   /** The limits sent to clients in `welcome`. */
@@ -218,12 +350,16 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   }
 
   /**
-   * Decides whether a connection may open: draining, origin, parameters, connection limiter,
-   * authentication. Adapters call it before accepting the transport connection and answer a
-   * {@link Refusal} with its HTTP status.
+   * Decides whether a connection may open: draining, connection cap, origin, parameters,
+   * connection limiter, authentication, bans, and the resume token. Adapters call it before
+   * accepting the transport connection and answer a {@link Refusal} with its HTTP status.
    */
   async admit(handshake: Handshake): Promise<Admission> {
-    if (this.closing) return refuse(503, "internal", "the server is shutting down; try another node");
+    if (this.closing)
+      return refuse(503, "internal", "the server is shutting down; reconnect to another node", 1);
+    if (this.sessions.size >= this.settings.maxSessions) {
+      return refuse(503, "internal", "the server is at its connection cap; try again later", 5);
+    }
     try {
       await this.ready;
     } catch (error) {
@@ -248,6 +384,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
         1,
       );
       if (!limit.allowed) {
+        this.countLimited("connect");
         return refuse(
           429,
           "rate_limited",
@@ -262,17 +399,25 @@ export class WhisperHub extends EventEmitter<HubEvents> {
         bearer = m?.[1];
       }
       let identity: Identity | null = null;
-      if (this.authenticate !== undefined) identity = await this.authenticate(handshake, bearer);
+      if (this.authenticateHook !== undefined) identity = await this.authenticateHook(handshake, bearer);
       if (identity === null) {
         if (!this.allowGuests) return refuse(401, "unauthorized", "this server requires a valid token");
         identity = {
           userId: `guest-${randomId(12)}`,
-          name: `Guest ${randomId(2).slice(0, 3)}`,
+          name: `Guest ${randomId(3).slice(0, 4)}`,
           roles: [],
           guest: true,
         };
       }
-      return { ok: true, identity, resumeToken: resume };
+      if (!identity.guest) {
+        const ban = await this.store.bans.get(identity.userId);
+        if (ban !== undefined) return refuse(403, "forbidden", bannedMessage(ban));
+      }
+      if (!(await this.authorize(identity, "connect", {}))) {
+        return refuse(403, "forbidden", "you are not allowed to connect");
+      }
+      const ticket = resume === undefined ? undefined : await this.takeBack(resume, identity);
+      return { ok: true, identity, resume: ticket };
     } catch (error) {
       if (error instanceof WhisperError && error.code === "unauthorized")
         return refuse(401, "unauthorized", error.message);
@@ -284,57 +429,170 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   }
 
   /**
-   * Opens a session on an accepted connection and sends `welcome`. Returns the inbound side
+   * The atomic part of a resume: swaps the single-use token in the store and takes ownership.
+   * Resolves `undefined` (a fresh session follows) for an unknown, used or expired token, or a
+   * token of another user.
+   */
+  private async takeBack(token: string, identity: Identity): Promise<ResumeTicket | undefined> {
+    const dot = token.indexOf(".");
+    if (dot <= 0) return undefined;
+    const sessionId = token.slice(0, dot);
+    const fresh = `${sessionId}.${randomId(24)}`;
+    const record = await this.store.sessions.takeover(
+      sessionId,
+      hashToken(token),
+      this.nodeId,
+      hashToken(fresh),
+      this.settings.sessionRecordTtlMs,
+    );
+    if (record === undefined) {
+      this.emit("resume", { sessionId, identity, ok: false });
+      return undefined;
+    }
+    if (!identity.guest && identity.userId !== record.userId) {
+      // A valid resume token of another user: refuse it, and end that session's claim cleanly.
+      return undefined;
+    }
+    let session = this.sessions.get(sessionId);
+    let released: Promise<SessionSnapshot | null> | undefined;
+    if (session !== undefined) {
+      session.tokenHash = hashToken(fresh);
+      session.detach(CloseCode.Replaced, "session resumed by another connection");
+    } else {
+      session = Session.fromRecord(this, this.settings, record, hashToken(fresh));
+      this.sessions.set(sessionId, session);
+      session.goAwayQuietly();
+      released =
+        record.nodeId === this.nodeId ? Promise.resolve(null) : this.requestRelease(sessionId, record.nodeId);
+    }
+    const ticket: ResumeTicket = { sessionId };
+    this.tickets.set(
+      ticket,
+      released === undefined ? { session, token: fresh } : { session, token: fresh, released },
+    );
+    return ticket;
+  }
+
+  /** Asks the old node to hand the session over; resolves its snapshot, or `null` if it is gone. */
+  private requestRelease(sessionId: string, oldNode: string): Promise<SessionSnapshot | null> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.releases.delete(sessionId);
+        resolve(null);
+      }, RELEASE_TIMEOUT_MS);
+      timer.unref();
+      this.releases.set(sessionId, (snapshot) => {
+        clearTimeout(timer);
+        this.releases.delete(sessionId);
+        resolve(snapshot);
+      });
+      this.store.bus.publish(oldNode, { kind: "release", to: sessionId, nodeId: this.nodeId }).then(
+        (routed) => {
+          if (!routed) this.releases.get(sessionId)?.(null);
+        },
+        () => this.releases.get(sessionId)?.(null),
+      );
+    });
+  }
+
+  /**
+   * Opens a session on an accepted connection and sends `welcome` (resumed, with the missed
+   * frames after it, when the admission carried a valid resume token). Returns the inbound side
    * the adapter feeds with frames and the close.
    */
   open(admitted: Admission, connection: Connection): SessionLink {
     if (!admitted.ok) throw new TypeError("hub.open needs an accepted admission (admit() returned ok: true)");
-    const session = new Session(this, this.settings, admitted.identity, connection, randomId(16));
-    this.sessions.set(session.id, session);
-    connection.send({
-      type: "welcome",
-      sessionId: session.id,
-      resumeToken: randomId(32),
-      protocol: PROTOCOL_VERSION,
-      user: { userId: session.identity.userId, name: session.identity.name },
-      resumed: false,
-      limits: this.settings.limits,
-    });
+    const resumed = admitted.resume === undefined ? undefined : this.tickets.get(admitted.resume);
+    if (resumed !== undefined && admitted.resume !== undefined && !resumed.session.isClosed()) {
+      this.tickets.delete(admitted.resume);
+      return resumed.session.attach(connection, resumed.token, true, resumed.released);
+    }
+    const id = randomId(16);
+    const token = `${id}.${randomId(24)}`;
+    const session = new Session(this, this.settings, admitted.identity, id, hashToken(token));
+    this.sessions.set(id, session);
+    const link = session.attach(connection, token, false);
     this.emit("sessionOpened", session.info());
-    return session.link;
+    return link;
   }
 
-  /** Counts for an admin view. */
-  async stats(): Promise<HubStats> {
-    const byState = { idle: 0, waiting: 0, room: 0 };
+  /** Counts for an admin view. With `by`, the authorisation hook must allow `stats`. */
+  async stats(caller: AdminCaller = {}): Promise<HubStats> {
+    await this.requireAdmin(caller, "stats", {});
+    const byState = { idle: 0, waiting: 0, room: 0, away: 0 };
+    const rooms = new Set<string>();
     for (const s of this.sessions.values()) {
-      if (s.state === "idle" || s.state === "waiting" || s.state === "room") byState[s.state]++;
+      const state = s.state;
+      if (state !== "closed") byState[state]++;
+      const snap = s.snapshot();
+      if (snap.state === "room" && snap.roomId !== undefined) rooms.add(snap.roomId);
     }
     return {
       nodeId: this.nodeId,
       sessions: this.sessions.size,
       byState,
+      rooms: rooms.size,
       waiting: await this.store.pool.size(),
       messages: this.messageCount,
+      errors: { ...this.errorCounts },
+      limited: { ...this.limitedCounts },
     };
   }
 
+  /** Closes every session of a user on this node with 1008. Resolves how many were closed. */
+  async kick(userId: string, caller: AdminCaller = {}): Promise<number> {
+    await this.requireAdmin(caller, "kick", { targetUserId: userId });
+    const mine = [...this.sessions.values()].filter((s) => s.identity.userId === userId);
+    await Promise.all(mine.map((s) => s.terminate(CloseCode.Policy, "kicked")));
+    return mine.length;
+  }
+
   /**
-   * Stops admitting, closes every session (by default with 1001, going away; pass 1012 when the
-   * node restarts so clients reconnect elsewhere), and leaves the store. The store itself stays
-   * open: it belongs to the caller.
+   * Bans a user on every node sharing the store (new connections get 403) and kicks their
+   * sessions on this node. `until` (ms since the epoch) ends the ban; omitted, it lasts until
+   * `unban`.
+   */
+  async ban(userId: string, options: AdminCaller & { until?: number; reason?: string } = {}): Promise<void> {
+    await this.requireAdmin(options, "ban", { targetUserId: userId });
+    const ban: BanRecord = { userId, createdAt: this.settings.now() };
+    if (options.until !== undefined) ban.until = options.until;
+    if (options.reason !== undefined) ban.reason = options.reason;
+    await this.store.bans.add(ban);
+    await this.kick(userId);
+  }
+
+  /** Lifts a ban. Resolves `true` if there was one. */
+  async unban(userId: string, caller: AdminCaller = {}): Promise<boolean> {
+    await this.requireAdmin(caller, "unban", { targetUserId: userId });
+    return this.store.bans.remove(userId);
+  }
+
+  /**
+   * Stops admitting and closes every session. With 1001 (the default) sessions end and
+   * partners are told `disconnected`; with 1012 (a restart or drain) sessions stay resumable
+   * for the grace, on another node. Leaves the store; the store itself stays open: it belongs to
+   * the caller.
    */
   async close(options: HubCloseOptions = {}): Promise<void> {
+    if (this.closing) return;
     this.closing = true;
+    clearInterval(this.heartbeat);
     const code = options.code ?? CloseCode.GoingAway;
     const reason =
       options.reason ?? (code === CloseCode.Restart ? "server restarting" : "server shutting down");
-    const ending = [...this.sessions.values()].map((s) => s.terminate(code, reason));
-    await Promise.allSettled(ending);
+    const all = [...this.sessions.values()];
+    if (code === CloseCode.Restart && this.settings.limits.resumeGraceMs > 0) {
+      for (const s of all) s.detach(code, reason);
+      for (const s of all) s.goAwayQuietly();
+      await Promise.allSettled(all.map((s) => s.drainForRestart()));
+    } else {
+      await Promise.allSettled(all.map((s) => s.terminate(code, reason)));
+    }
     await this.ready.catch(() => undefined);
     const unsub = this.unsubscribe;
     this.unsubscribe = undefined;
-    if (unsub !== undefined) await unsub();
+    if (unsub !== undefined) await unsub().catch(() => undefined);
+    await this.store.nodes.remove(this.nodeId).catch(() => undefined);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -342,7 +600,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
 
   /** @internal */
   forget(session: Session): void {
-    this.sessions.delete(session.id);
+    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
   }
 
   /** @internal */
@@ -350,9 +608,56 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     this.messageCount++;
   }
 
+  /** @internal */
+  countError(code: ErrorCode): void {
+    this.errorCounts[code] = (this.errorCounts[code] ?? 0) + 1;
+  }
+
+  /** @internal */
+  countLimited(kind: string): void {
+    this.limitedCounts[kind] = (this.limitedCounts[kind] ?? 0) + 1;
+    this.countError("rate_limited");
+  }
+
+  /** @internal Consults the authorisation hook. */
+  async authorize(identity: Identity, action: HubAction, context: HubActionContext): Promise<boolean> {
+    if (this.authorizeHook === undefined) return true;
+    return this.authorizeHook(identity, action, context);
+  }
+
+  private async requireAdmin(
+    caller: AdminCaller,
+    action: HubAction,
+    context: HubActionContext,
+  ): Promise<void> {
+    if (caller.by === undefined) return;
+    if (!(await this.authorize(caller.by, action, context))) {
+      throw new WhisperError("forbidden", `not allowed to ${action}`);
+    }
+  }
+
+  /** @internal Checks a token sent with `auth`. */
+  async reauthenticate(token: string, current: Identity): Promise<Identity> {
+    if (this.reauthenticateHook === undefined) {
+      throw new WhisperError("unauthorized", "this server does not take tokens with `auth`");
+    }
+    let next: Identity;
+    try {
+      next = await this.reauthenticateHook(token, current);
+    } catch (error) {
+      if (error instanceof WhisperError) throw error;
+      throw new WhisperError("unauthorized", "the token is not valid", { cause: error });
+    }
+    if (next.userId !== current.userId)
+      throw new WhisperError("unauthorized", "the token names another user");
+    return next;
+  }
+
   /** @internal Search for a partner of a session that was just put in the pool. */
   async match(me: PoolEntry, session: Session): Promise<void> {
-    const found = await searchAndClaim(this.store, me, this.settings.matchFilter);
+    const found = await searchAndClaim(this.store, me, this.settings.matchFilter, (entries) =>
+      this.liveEntries(entries),
+    );
     if (found === undefined) return;
     const { partner, distanceKm } = found;
     const roomId = randomId(12);
@@ -382,22 +687,60 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   }
 
   /**
-   * @internal Hands a room frame to a session on whichever node owns it. Resolves `true` once
-   * delivered (locally) or handed to the owning node.
+   * Drops pool entries owned by dead nodes (they can never answer a match) and keeps the rest.
    */
-  async route(member: RoomMember, message: BusMessage): Promise<boolean> {
-    if (member.nodeId === this.nodeId) {
-      const target = this.sessions.get(member.sessionId);
-      if (target === undefined) {
-        await this.undeliverable(message);
-        return false;
-      }
-      target.deliver(message);
+  private async liveEntries(entries: PoolEntry[]): Promise<PoolEntry[]> {
+    const foreign = new Set<string>();
+    for (const e of entries) if (e.nodeId !== this.nodeId) foreign.add(e.nodeId);
+    if (foreign.size === 0) return entries;
+    const alive = await this.store.nodes.alive([...foreign]);
+    const dead = new Set([...foreign].filter((n) => !alive.has(n)));
+    if (dead.size === 0) return entries;
+    const keep: PoolEntry[] = [];
+    for (const e of entries) {
+      if (dead.has(e.nodeId)) await this.store.pool.remove(e.sessionId);
+      else keep.push(e);
+    }
+    return keep;
+  }
+
+  /**
+   * @internal Hands a room frame to a session on whichever node owns it. Resolves `true` once
+   * delivered locally (written, or kept in its mailbox while away) or handed to the owning node.
+   */
+  async route(member: RoomMember, message: FrameMessage): Promise<boolean> {
+    if (member.nodeId === this.nodeId) return this.deliverHere(message);
+    if (await this.store.bus.publish(member.nodeId, message)) return true;
+    // The node is gone: find where the session lives now, or keep the frame for its resume.
+    const record = await this.store.sessions.get(message.to);
+    if (record !== undefined && record.nodeId !== member.nodeId) {
+      if (record.nodeId === this.nodeId) return this.deliverHere(message);
+      if (await this.store.bus.publish(record.nodeId, message)) return true;
+    }
+    if (record !== undefined && message.frame.type !== "matched") {
+      await this.store.mailbox.push(
+        message.to,
+        message.frame,
+        this.settings.maxMailbox,
+        this.settings.limits.resumeGraceMs,
+      );
       return true;
     }
-    const routed = await this.store.bus.publish(member.nodeId, message);
-    if (!routed) await this.undeliverable(message);
-    return routed;
+    await this.undeliverable(message);
+    return false;
+  }
+
+  private async deliverHere(message: FrameMessage): Promise<boolean> {
+    const target = this.sessions.get(message.to);
+    if (target !== undefined) {
+      await target.deliver(message);
+      return true;
+    }
+    const movedTo = this.moved.get(message.to);
+    if (movedTo !== undefined)
+      return this.route({ sessionId: message.to, userId: "", name: "", nodeId: movedTo }, message);
+    await this.undeliverable(message);
+    return false;
   }
 
   /**
@@ -412,15 +755,62 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   }
 
   /** A room frame for a session that is gone: a `matched` must not leave the partner hanging. */
-  private async undeliverable(message: BusMessage): Promise<void> {
+  private async undeliverable(message: FrameMessage): Promise<void> {
     if (message.frame.type === "matched") await this.closeRoom(message.roomId, message.to, "disconnected");
   }
 
   private onBus(message: BusMessage): void {
-    const target = this.sessions.get(message.to);
-    if (target !== undefined) target.deliver(message);
-    else this.undeliverable(message).catch((error) => this.emit("error", { error, sessionId: message.to }));
+    const fail = (error: unknown) => this.emit("error", { error, sessionId: message.to });
+    if (message.kind === "release") {
+      this.release(message.to, message.nodeId).catch(fail);
+      return;
+    }
+    if (message.kind === "released") {
+      this.releases.get(message.to)?.(message.snapshot);
+      return;
+    }
+    this.deliverHere(message).catch(fail);
   }
+
+  /** Another node resumed one of our sessions: hand it over and forward what still comes here. */
+  private async release(sessionId: string, nodeId: string): Promise<void> {
+    const session = this.sessions.get(sessionId);
+    this.moved.set(sessionId, nodeId);
+    let snapshot: SessionSnapshot | null = null;
+    if (session !== undefined) {
+      this.sessions.delete(sessionId);
+      snapshot = await session.release(nodeId);
+    }
+    await this.store.bus.publish(nodeId, { kind: "released", to: sessionId, snapshot });
+    // Forwarding is only needed while frames addressed here are in flight.
+    const timer = setTimeout(() => this.moved.delete(sessionId), this.settings.sessionRecordTtlMs);
+    timer.unref();
+  }
+
+  /** Heartbeat, and detection of partners whose node died. */
+  private async tick(): Promise<void> {
+    if (this.closing) return;
+    await this.store.nodes.heartbeat(this.nodeId, this.settings.nodeHeartbeatMs * 3);
+    const watched = new Map<string, Session[]>();
+    for (const s of this.sessions.values()) {
+      const p = s.currentPartner();
+      if (p === undefined || p.nodeId === this.nodeId) continue;
+      const list = watched.get(p.nodeId);
+      if (list === undefined) watched.set(p.nodeId, [s]);
+      else list.push(s);
+    }
+    if (watched.size === 0) return;
+    const alive = await this.store.nodes.alive([...watched.keys()]);
+    for (const [node, list] of watched) {
+      if (alive.has(node)) continue;
+      for (const s of list) s.partnerLost();
+    }
+  }
+}
+
+function bannedMessage(ban: BanRecord): string {
+  const until = ban.until === undefined ? "" : ` until ${new Date(ban.until).toISOString()}`;
+  return `you are banned${until}`;
 }
 
 function refuse(

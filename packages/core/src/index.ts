@@ -6,6 +6,7 @@ export type {
   Identity,
   Refusal,
   Reply,
+  ResumeTicket,
   SessionLink,
 } from "./connection.js";
 export type { CloseCodeValue, ErrorCode, WhisperErrorOptions } from "./errors.js";
@@ -13,15 +14,20 @@ export { CloseCode, ERROR_CODES, isWhisperError, WhisperError } from "./errors.j
 export type { GeoBox } from "./geo.js";
 export { EARTH_RADIUS_KM, haversineKm, publicDistanceKm, rangeBoxes } from "./geo.js";
 export type {
+  AdminCaller,
   AuthenticateHook,
+  AuthorizeHook,
+  HubAction,
+  HubActionContext,
   HubCloseOptions,
   HubEvents,
   HubSettings,
   HubStats,
+  ReauthenticateHook,
   SessionInfo,
   WhisperOptions,
 } from "./hub.js";
-export { createWhisper, WhisperHub } from "./hub.js";
+export { createWhisper, hashToken, WhisperHub } from "./hub.js";
 export { randomId } from "./ids.js";
 export type { BucketState } from "./limiter.js";
 export { assertBucketRule, drainMs, leakyBucket } from "./limiter.js";
@@ -60,17 +66,30 @@ export type {
 export { CLIENT_FRAME_TYPES, PROTOCOL_VERSION, SUBPROTOCOL } from "./protocol.js";
 export type { SessionState } from "./session.js";
 export type {
+  AccountRecord,
+  AccountStore,
+  BanRecord,
+  BanStore,
   BucketRule,
   BusMessage,
   BusStore,
   ExclusionStore,
+  FrameMessage,
+  JoinParams,
   LimiterStore,
   LimitResult,
+  MailboxStore,
+  NodeStore,
   PoolEntry,
   PoolStore,
+  ReleasedMessage,
+  ReleaseMessage,
   RoomMember,
   RoomRecord,
   RoomStore,
+  SessionRecord,
+  SessionSnapshot,
+  SessionStore,
   Store,
   StoredMessage,
 } from "./store.js";

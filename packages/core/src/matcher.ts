@@ -23,6 +23,7 @@ export interface Claimed {
  * waiting. Candidates come from the store's range index (every waiting session whose range
  * contains the newcomer's point), then the mutual rule is checked exactly, exclusions and the
  * host filter are applied, and the longest-waiting candidate is claimed first (ties: nearest).
+ * `prune` may drop candidates that can never answer (e.g. owned by a dead node).
  * Resolves `undefined` when nobody is eligible, or when the newcomer itself was claimed (or
  * left) meanwhile.
  */
@@ -30,16 +31,24 @@ export async function searchAndClaim(
   store: Store,
   me: PoolEntry,
   filter: MatchFilter | undefined,
+  prune?: (entries: PoolEntry[]) => Promise<PoolEntry[]>,
 ): Promise<Claimed | undefined> {
-  const raw = await store.pool.candidates(me.lat, me.lng, me.rangeKm);
+  const found = await store.pool.candidates(me.lat, me.lng, me.rangeKm);
   const eligible: Claimed[] = [];
-  for (const c of raw) {
+  for (const c of found) {
     if (c.sessionId === me.sessionId || c.userId === me.userId) continue;
     const d = haversineKm(me.lat, me.lng, c.lat, c.lng);
     if (d > me.rangeKm || d > c.rangeKm) continue;
     eligible.push({ partner: c, distanceKm: d });
   }
   if (eligible.length === 0) return undefined;
+  if (prune !== undefined) {
+    const live = new Set(await prune(eligible.map((e) => e.partner)));
+    for (let i = eligible.length - 1; i >= 0; i--) {
+      if (!live.has((eligible[i] as Claimed).partner)) eligible.splice(i, 1);
+    }
+    if (eligible.length === 0) return undefined;
+  }
   const excluded = await store.exclusions.excluded(
     me.userId,
     eligible.map((e) => e.partner.userId),

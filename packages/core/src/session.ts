@@ -7,35 +7,49 @@ import type {
   ClientFrame,
   ErrorFrame,
   JoinFrame,
-  LatLng,
   MessageRequestFrame,
   ReplyFrame,
+  RoomFrame,
   ServerFrame,
 } from "./protocol.js";
-import type { BusMessage, PoolEntry, RoomMember } from "./store.js";
+import { PROTOCOL_VERSION } from "./protocol.js";
+import type {
+  FrameMessage,
+  JoinParams,
+  PoolEntry,
+  RoomMember,
+  SessionRecord,
+  SessionSnapshot,
+} from "./store.js";
 import { FrameError, parseClientFrame, validateClientFrame } from "./validate.js";
 
 /**
- * The states of a session (DESIGN.md, invariant 1). `away` (dropped, within the resume grace)
- * joins with resume.
+ * The states of a session (DESIGN.md, invariant 1).
  *
  * ```
  *   idle ──join──> waiting ──matched──> room
  *    ▲  <──leave──    ▲ <──next/block──  │
- *    └──────leave / partner_left─────────┘      any ──connection closed──> closed
+ *    └──────leave / partner_left─────────┘
+ *   idle | waiting | room ──connection dropped──> away ──resumed──> (the state it had)
+ *   away ──grace over──> closed;  any ──closed by client or server──> closed
  * ```
  */
-export type SessionState = "idle" | "waiting" | "room" | "closed";
+export type SessionState = "idle" | "waiting" | "room" | "away" | "closed";
 
-interface JoinParams {
-  location: LatLng;
-  rangeKm: number;
-}
+/** The logical state underneath `away`: what the session comes back to. */
+type Logical = "idle" | "waiting" | "room";
 
 /** One client session on this node. Requests are handled one at a time, in order. */
 export class Session {
-  state: SessionState = "idle";
-  readonly link: SessionLink;
+  /** Who the session is; a guest's name changes with `join`. */
+  identity: Identity;
+  /** The hash of the current resume token. */
+  tokenHash: string;
+  private logical: Logical = "idle";
+  private closed = false;
+  private conn: Connection | undefined;
+  /** Bumped on every attach, so a replaced connection's late events are ignored. */
+  private generation = 0;
   private roomId: string | undefined;
   private partner: RoomMember | undefined;
   private lastJoin: JoinParams | undefined;
@@ -43,48 +57,276 @@ export class Session {
   private tail: Promise<void> = Promise.resolve();
   private pending = 0;
   private strikes = 0;
-  /** Who the session is; a guest's name changes with `join`. */
-  identity: Identity;
+  /** Mailbox pushes while away, in order. */
+  private outbox: Promise<void> = Promise.resolve();
+  /** Deliveries held while a resume replays the mailbox. */
+  private held: FrameMessage[] | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private partnerLostTimer: NodeJS.Timeout | undefined;
+  private tokenTimer: NodeJS.Timeout | undefined;
+  /** Set while this session moves to another node: frames for it are forwarded there. */
+  movedTo: string | undefined;
 
   constructor(
     private readonly hub: WhisperHub,
     private readonly settings: HubSettings,
     identity: Identity,
-    private readonly conn: Connection,
     readonly id: string,
+    tokenHash: string,
   ) {
     this.identity = identity;
-    this.link = {
-      sessionId: id,
-      receiveText: (text) => this.enqueue(text, undefined),
-      receive: (frame, reply) => this.enqueue(frame, reply),
-      receiveBinary: () =>
-        this.enqueue(
-          new FrameError("bad_request", "binary frames are not supported; send JSON text"),
-          undefined,
-        ),
-      closed: (code) => {
-        this.terminate(code, undefined).catch((error) =>
-          this.hub.emit("error", { error, sessionId: this.id }),
-        );
-      },
-    };
+    this.tokenHash = tokenHash;
+  }
+
+  /** A session rebuilt from its stored record, on the node where it resumes. */
+  static fromRecord(
+    hub: WhisperHub,
+    settings: HubSettings,
+    record: SessionRecord,
+    tokenHash: string,
+  ): Session {
+    const s = new Session(
+      hub,
+      settings,
+      { userId: record.userId, name: record.name, roles: record.roles, guest: record.guest },
+      record.sessionId,
+      tokenHash,
+    );
+    s.apply(record);
+    return s;
+  }
+
+  get state(): SessionState {
+    if (this.closed) return "closed";
+    if (this.conn === undefined) return "away";
+    return this.logical;
   }
 
   /** Whether the session ended (a method, so that checks after an `await` are not narrowed away). */
   isClosed(): boolean {
-    return this.state === "closed";
+    return this.closed;
   }
 
   info(): SessionInfo {
     return { sessionId: this.id, identity: this.identity };
   }
 
+  snapshot(): SessionSnapshot {
+    const snap: SessionSnapshot = { state: this.logical, since: this.since };
+    if (this.roomId !== undefined) snap.roomId = this.roomId;
+    if (this.partner !== undefined) snap.partner = this.partner;
+    if (this.lastJoin !== undefined) snap.lastJoin = this.lastJoin;
+    return snap;
+  }
+
+  private apply(snap: SessionSnapshot): void {
+    this.logical = snap.state;
+    this.roomId = snap.roomId;
+    this.partner = snap.partner;
+    this.lastJoin = snap.lastJoin;
+    this.since = snap.since ?? 0;
+  }
+
+  record(): SessionRecord {
+    return {
+      sessionId: this.id,
+      nodeId: this.hub.nodeId,
+      userId: this.identity.userId,
+      name: this.identity.name,
+      roles: this.identity.roles,
+      guest: this.identity.guest === true,
+      tokenHash: this.tokenHash,
+      updatedAt: this.settings.now(),
+      ...this.snapshot(),
+    };
+  }
+
+  /** Saves the session's record so it can be resumed (on any node). Errors are reported, not thrown. */
+  persist(): void {
+    if (this.closed || this.settings.limits.resumeGraceMs === 0) return;
+    const ttl =
+      this.conn === undefined ? this.settings.limits.resumeGraceMs : this.settings.sessionRecordTtlMs;
+    this.hub.store.sessions
+      .put(this.record(), ttl)
+      .catch((error) => this.hub.emit("error", { error, sessionId: this.id }));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Connections
+
+  /**
+   * Binds a connection to the session and sends `welcome` with a fresh resume token. With
+   * `resumed`, the frames missed while away are replayed before anything else.
+   */
+  attach(
+    conn: Connection,
+    resumeToken: string,
+    resumed: boolean,
+    released?: Promise<SessionSnapshot | null>,
+  ): SessionLink {
+    const generation = ++this.generation;
+    this.conn = conn;
+    this.clearGrace();
+    conn.send({
+      type: "welcome",
+      sessionId: this.id,
+      resumeToken,
+      protocol: PROTOCOL_VERSION,
+      user: { userId: this.identity.userId, name: this.identity.name },
+      resumed,
+      limits: this.settings.limits,
+    });
+    if (resumed) {
+      this.held ??= [];
+      this.schedule(() => this.replay(released));
+    } else {
+      this.persist();
+    }
+    this.armTokenExpiry();
+    const current = () => generation === this.generation && !this.closed;
+    return {
+      sessionId: this.id,
+      receiveText: (text) => {
+        if (current()) this.enqueue(text, undefined);
+      },
+      receive: (frame, reply) => {
+        if (current()) this.enqueue(frame, reply);
+      },
+      receiveBinary: () => {
+        if (current()) {
+          this.enqueue(
+            new FrameError("bad_request", "binary frames are not supported; send JSON text"),
+            undefined,
+          );
+        }
+      },
+      closed: (code) => {
+        if (current()) this.dropped(code);
+      },
+    };
+  }
+
+  /** Another connection takes this session over: the old one is closed with 4001. */
+  detach(code: number, reason: string): void {
+    const conn = this.conn;
+    if (conn === undefined) return;
+    this.generation++;
+    this.conn = undefined;
+    conn.close(code, reason);
+  }
+
+  /** The transport closed. A normal close (1000) ends the session; anything else makes it away. */
+  private dropped(code: number | undefined): void {
+    if (this.closed) return;
+    const grace = this.settings.limits.resumeGraceMs;
+    if (code === CloseCode.Normal || grace === 0) {
+      this.run(this.terminate(code, undefined));
+      return;
+    }
+    this.conn = undefined;
+    this.generation++;
+    this.goAway();
+  }
+
+  /** Keeps the session for the resume grace: out of the pool, partner told `partner_away`. */
+  goAway(): void {
+    this.goAwayQuietly();
+    this.hub.emit("sessionAway", this.info());
+    this.run(this.leaveForAWhile());
+  }
+
+  /** Starts the resume grace, and nothing else (a session adopted for a resume). */
+  goAwayQuietly(): void {
+    this.clearGrace();
+    this.graceTimer = setTimeout(() => this.run(this.expire()), this.settings.limits.resumeGraceMs);
+    this.graceTimer.unref();
+  }
+
+  /** The node restarts: the session stays resumable elsewhere; this node keeps no timer for it. */
+  async drainForRestart(): Promise<void> {
+    this.clearGrace();
+    this.clearPartnerLost();
+    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    await this.leaveForAWhile();
+    await this.outbox;
+  }
+
+  private async leaveForAWhile(): Promise<void> {
+    const { logical, partner, roomId } = this;
+    this.persist();
+    if (logical === "waiting") await this.hub.store.pool.remove(this.id);
+    if (logical === "room" && partner !== undefined && roomId !== undefined) {
+      await this.hub.route(partner, {
+        to: partner.sessionId,
+        roomId,
+        frame: { type: "partner_away", roomId },
+      });
+    }
+  }
+
+  private async expire(): Promise<void> {
+    if (this.closed || this.conn !== undefined) return;
+    this.hub.emit("resume", { ...this.info(), ok: false });
+    await this.terminate(undefined, undefined);
+  }
+
+  private clearGrace(): void {
+    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+  }
+
+  /** Replays what was missed while away, then tells the partner, then rejoins the pool if waiting. */
+  private async replay(released: Promise<SessionSnapshot | null> | undefined): Promise<void> {
+    let moved = false;
+    if (released !== undefined) {
+      const snap = await released;
+      if (snap !== null) this.apply(snap);
+      else moved = true; // the old node is gone: the partner must learn our new address
+    }
+    const missed = await this.hub.store.mailbox.drain(this.id);
+    for (const frame of missed) this.applyFrame(frame, undefined, true);
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const message of held) await this.deliver(message);
+    if (this.closed) return;
+    this.hub.emit("resume", { ...this.info(), ok: true });
+    const { partner, roomId } = this;
+    if (this.logical === "room" && partner !== undefined && roomId !== undefined) {
+      const back: FrameMessage = { to: partner.sessionId, roomId, frame: { type: "partner_back", roomId } };
+      if (moved) back.partner = this.member();
+      await this.hub.route(partner, back);
+    }
+    this.persist();
+    if (this.logical === "waiting" && this.lastJoin !== undefined) {
+      await this.enterPool(this.lastJoin, this.since, undefined, undefined, false);
+    }
+  }
+
+  private member(): RoomMember {
+    return {
+      sessionId: this.id,
+      userId: this.identity.userId,
+      nodeId: this.hub.nodeId,
+      name: this.identity.name,
+    };
+  }
+
   // ------------------------------------------------------------------------------------------
   // Inbound requests
 
+  private run(p: Promise<void>): void {
+    p.catch((error) => this.hub.emit("error", { error, sessionId: this.id }));
+  }
+
+  /** Runs a task in the session's request order. */
+  private schedule(task: () => Promise<void>): void {
+    this.tail = this.tail.then(task).catch((error: unknown) => {
+      this.hub.emit("error", { error, sessionId: this.id });
+    });
+  }
+
   private enqueue(input: unknown, reply: Reply | undefined): void {
-    if (this.state === "closed") return;
+    if (this.closed) return;
     if (this.pending >= this.settings.maxPendingRequests) {
       this.answer(
         {
@@ -113,7 +355,7 @@ export class Session {
   }
 
   private async process(input: unknown, reply: Reply | undefined): Promise<void> {
-    if (this.state === "closed") return;
+    if (this.closed) return;
     let frame: ClientFrame;
     try {
       if (input instanceof FrameError) throw input;
@@ -123,18 +365,26 @@ export class Session {
           : validateClientFrame(input, this.settings.limits);
     } catch (error) {
       if (error instanceof FrameError) {
+        this.hub.countError(error.code);
         this.answer(errorFrame(error, error.requestId), reply);
         return;
       }
       throw error;
     }
     try {
+      if (
+        !(await this.hub.authorize(this.identity, frame.type, { sessionId: this.id, roomId: this.roomId }))
+      ) {
+        throw new WhisperError("forbidden", `you are not allowed to ${frame.type}`);
+      }
       await this.handle(frame, reply);
     } catch (error) {
       if (error instanceof WhisperError && error.code !== "internal") {
+        this.hub.countError(error.code);
         this.answer(errorFrame(error, frame.id), reply);
         return;
       }
+      this.hub.countError("internal");
       this.hub.emit("error", { error, sessionId: this.id });
       this.answer(
         withId(
@@ -156,8 +406,10 @@ export class Session {
       case "message":
         return this.message(frame, reply);
       case "typing":
-        // Best effort: dropped outside a room (it may race with partner_left).
-        if (this.state === "room" && this.partner !== undefined && this.roomId !== undefined) {
+        // Best effort: dropped outside a room (it may race with partner_left) and when limited.
+        if (this.logical === "room" && this.partner !== undefined && this.roomId !== undefined) {
+          const limit = await this.hub.store.limiter.consume(`msg:${this.id}`, this.settings.messageRate, 0);
+          if (limit.level >= this.settings.messageRate.capacity) return;
           await this.hub.route(this.partner, {
             to: this.partner.sessionId,
             roomId: this.roomId,
@@ -173,27 +425,66 @@ export class Session {
         return;
       case "block":
         return this.block(frame, reply);
-      case "auth":
-        throw new WhisperError("unauthorized", "token refresh is not supported by this server yet");
+      case "auth": {
+        const refreshed = await this.hub.reauthenticate(frame.token, this.identity);
+        this.identity = { ...this.identity, expiresAt: refreshed.expiresAt };
+        this.armTokenExpiry();
+        this.answer(withId({ type: "ack", ts: this.settings.now() }, frame.id), reply);
+        return;
+      }
+    }
+  }
+
+  /** Closes the session with 4401 when its credential expires, unless refreshed with `auth`. */
+  private armTokenExpiry(): void {
+    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    this.tokenTimer = undefined;
+    const at = this.identity.expiresAt;
+    if (at === undefined || this.closed) return;
+    const delay = Math.max(0, at - this.settings.now());
+    // setTimeout holds at most ~24.8 days; re-arm for longer expiries.
+    this.tokenTimer = setTimeout(
+      () => {
+        if (this.identity.expiresAt !== undefined && this.identity.expiresAt <= this.settings.now()) {
+          this.run(this.terminate(CloseCode.TokenExpired, "token expired"));
+        } else this.armTokenExpiry();
+      },
+      Math.min(delay, 2 ** 31 - 1),
+    );
+    this.tokenTimer.unref();
+  }
+
+  private async churn(): Promise<void> {
+    const limit = await this.hub.store.limiter.consume(
+      `churn:${this.identity.userId}`,
+      this.settings.churnRate,
+      1,
+    );
+    if (!limit.allowed) {
+      this.hub.countLimited("churn");
+      throw new WhisperError("rate_limited", "you are joining and skipping too fast", {
+        retryAfterMs: limit.retryAfterMs,
+      });
     }
   }
 
   private async join(frame: JoinFrame, reply: Reply | undefined): Promise<void> {
-    if (this.state === "room")
+    if (this.logical === "room")
       throw new WhisperError("in_room", "you are in a room: send `next` or `leave` first");
+    await this.churn();
     if (frame.name !== undefined && this.identity.guest === true) {
       this.identity = { ...this.identity, name: frame.name };
     }
-    const params: JoinParams = { location: frame.location, rangeKm: frame.rangeKm };
-    if (this.state === "waiting") {
+    const params: JoinParams = { lat: frame.location.lat, lng: frame.location.lng, rangeKm: frame.rangeKm };
+    if (this.logical === "waiting") {
       // An update: take the entry out first; if it is already gone, we were just claimed.
       const removed = await this.hub.store.pool.remove(this.id);
       if (!removed)
         throw new WhisperError("in_room", "you were just matched: a `matched` frame is on its way");
-      await this.enterPool(params, this.since, frame.id, reply);
+      await this.enterPool(params, this.since, frame.id, reply, true);
       return;
     }
-    await this.enterPool(params, this.settings.now(), frame.id, reply);
+    await this.enterPool(params, this.settings.now(), frame.id, reply, true);
   }
 
   private async enterPool(
@@ -201,48 +492,56 @@ export class Session {
     since: number,
     id: string | undefined,
     reply: Reply | undefined,
+    answer: boolean,
   ): Promise<void> {
-    if (this.state === "closed") return;
+    if (this.closed) return;
     this.lastJoin = params;
     this.since = since;
-    this.state = "waiting";
+    this.logical = "waiting";
     const entry: PoolEntry = {
       sessionId: this.id,
       userId: this.identity.userId,
       nodeId: this.hub.nodeId,
       name: this.identity.name,
-      lat: params.location.lat,
-      lng: params.location.lng,
+      lat: params.lat,
+      lng: params.lng,
       rangeKm: params.rangeKm,
       since,
     };
     await this.hub.store.pool.add(entry);
-    if (this.isClosed()) {
+    if (this.isClosed() || this.conn === undefined) {
       // The connection closed while the entry was being added: take it back out.
       await this.hub.store.pool.remove(this.id);
       return;
     }
-    this.answer(withId({ type: "waiting", since }, id), reply);
-    this.hub.emit("waiting", { ...this.info(), since });
+    if (answer) {
+      this.answer(withId({ type: "waiting", since }, id), reply);
+      this.hub.emit("waiting", { ...this.info(), since });
+    }
+    this.persist();
     // Insert, then search: the answer `waiting` always precedes `matched`.
-    if (!this.isClosed() && this.state === "waiting") await this.hub.match(entry, this);
+    if (this.logical === "waiting") await this.hub.match(entry, this);
   }
 
   private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
     const partner = this.partner;
     const roomId = this.roomId;
-    if (this.state !== "room" || partner === undefined || roomId === undefined) {
+    if (this.logical !== "room" || partner === undefined || roomId === undefined) {
       throw new WhisperError("not_in_room", "you are not in a room: wait for `matched`");
     }
-    const limit = await this.hub.store.limiter.consume(`msg:${this.id}`, this.settings.messageRate, 1);
-    if (!limit.allowed) {
+    const session = await this.hub.store.limiter.consume(`msg:${this.id}`, this.settings.messageRate, 1);
+    const user = session.allowed
+      ? await this.hub.store.limiter.consume(`msgu:${this.identity.userId}`, this.settings.userMessageRate, 1)
+      : session;
+    if (!user.allowed) {
       this.strikes++;
+      this.hub.countLimited("message");
       if (this.strikes >= this.settings.floodCloseAfter) {
         await this.terminate(CloseCode.Policy, "flooding after repeated rate_limited");
         return;
       }
       throw new WhisperError("rate_limited", "you are sending messages too fast", {
-        retryAfterMs: limit.retryAfterMs,
+        retryAfterMs: user.retryAfterMs,
       });
     }
     this.strikes = 0;
@@ -266,32 +565,33 @@ export class Session {
   }
 
   private async next(id: string | undefined, reply: Reply | undefined): Promise<void> {
-    if (this.state === "waiting") {
+    if (this.logical === "waiting") {
       this.answer(withId({ type: "waiting", since: this.since }, id), reply);
       return;
     }
     const params = this.lastJoin;
     if (params === undefined)
       throw new WhisperError("not_in_room", "nothing to go next from: send `join` first");
+    await this.churn();
     const partner = this.partner;
-    if (this.state === "room" && partner !== undefined) {
+    if (this.logical === "room" && partner !== undefined) {
       await this.hub.store.exclusions.add(this.identity.userId, partner.userId, this.settings.nextCooldownMs);
       await this.leaveRoomOrPool("next");
     }
-    await this.enterPool(params, this.settings.now(), id, reply);
+    await this.enterPool(params, this.settings.now(), id, reply, true);
   }
 
   private async block(frame: BlockFrame, reply: Reply | undefined): Promise<void> {
     const partner = this.partner;
     const roomId = this.roomId;
     const params = this.lastJoin;
-    if (this.state !== "room" || partner === undefined || roomId === undefined || params === undefined) {
+    if (this.logical !== "room" || partner === undefined || roomId === undefined || params === undefined) {
       throw new WhisperError("not_in_room", "there is nobody to block: you are not in a room");
     }
     await this.hub.store.exclusions.add(this.identity.userId, partner.userId);
     this.hub.emit("blocked", { ...this.info(), roomId, blockedUserId: partner.userId, reason: frame.reason });
     await this.leaveRoomOrPool("left", "blocked");
-    await this.enterPool(params, this.settings.now(), frame.id, reply);
+    await this.enterPool(params, this.settings.now(), frame.id, reply, true);
   }
 
   /** Leaves the room (telling the partner `reason`) or the pool; the session becomes idle. */
@@ -299,73 +599,178 @@ export class Session {
     reason: "left" | "next" | "disconnected",
     event: "left" | "next" | "disconnected" | "blocked" = reason,
   ): Promise<void> {
-    const { state, roomId } = this;
-    this.state = this.state === "closed" ? "closed" : "idle";
+    const { logical, roomId } = this;
+    this.logical = "idle";
     this.roomId = undefined;
     this.partner = undefined;
-    if (state === "waiting") {
+    this.clearPartnerLost();
+    if (logical === "waiting") {
       await this.hub.store.pool.remove(this.id);
-    } else if (state === "room" && roomId !== undefined) {
+    } else if (logical === "room" && roomId !== undefined) {
       this.hub.emit("left", { ...this.info(), roomId, reason: event });
       await this.hub.closeRoom(roomId, this.id, reason);
     }
+    this.persist();
   }
 
   // ------------------------------------------------------------------------------------------
   // Outbound
 
-  /** A room frame routed to this session (from its partner, or from a match). */
-  deliver(message: BusMessage): void {
-    const frame = message.frame;
+  /**
+   * A room frame routed to this session (from its partner, or from a match). Resolves once the
+   * frame was written to the connection or, while away, stored in the mailbox for the resume.
+   */
+  async deliver(message: FrameMessage): Promise<void> {
+    if (this.held !== undefined) {
+      this.held.push(message);
+      return;
+    }
+    this.applyFrame(message.frame, message, false);
+  }
+
+  /** Applies a room frame to the state, then sends it (or keeps it for the resume). */
+  private applyFrame(frame: RoomFrame, message: FrameMessage | undefined, replaying: boolean): void {
+    const roomId = message?.roomId ?? ("roomId" in frame ? frame.roomId : this.roomId);
     if (frame.type === "matched") {
-      if (this.state !== "waiting" || message.partner === undefined) {
-        // We left the pool (or closed) after being claimed: undo the room for the partner.
-        this.hub
-          .closeRoom(message.roomId, this.id, this.state === "closed" ? "disconnected" : "left")
-          .catch((error) => this.hub.emit("error", { error, sessionId: this.id }));
+      if (replaying) {
+        this.send(frame);
         return;
       }
-      this.state = "room";
-      this.roomId = message.roomId;
+      if (this.closed || this.logical !== "waiting" || message?.partner === undefined) {
+        // We left the pool (or closed) after being claimed: undo the room for the partner.
+        this.run(this.hub.closeRoom(frame.roomId, this.id, this.closed ? "disconnected" : "left"));
+        return;
+      }
+      this.logical = "room";
+      this.roomId = frame.roomId;
       this.partner = message.partner;
+      this.persist();
+      if (this.conn === undefined) {
+        // Matched while away: the partner learns at once that we are away.
+        const partner = message.partner;
+        this.run(
+          this.hub
+            .route(partner, {
+              to: partner.sessionId,
+              roomId: frame.roomId,
+              frame: { type: "partner_away", roomId: frame.roomId },
+            })
+            .then(() => undefined),
+        );
+      }
+      this.emitOrKeep(frame);
+      return;
+    }
+    if (!replaying && (this.closed || this.logical !== "room" || this.roomId !== roomId)) return;
+    if (frame.type === "partner_left") {
+      this.logical = "idle";
+      this.roomId = undefined;
+      this.partner = undefined;
+      this.clearPartnerLost();
+      this.persist();
+    } else if (frame.type === "partner_back") {
+      this.clearPartnerLost();
+      if (message?.partner !== undefined) this.partner = message.partner;
+    } else if (frame.type === "typing" && this.conn === undefined) {
+      return; // not worth keeping
+    }
+    if (replaying) this.send(frame);
+    else this.emitOrKeep(frame);
+  }
+
+  /** Sends a frame, or while away keeps it in the mailbox (in order). */
+  private emitOrKeep(frame: RoomFrame): void {
+    if (this.conn !== undefined) {
       this.send(frame);
       return;
     }
-    if (this.state !== "room" || this.roomId !== message.roomId) return;
-    if (frame.type === "partner_left") {
-      this.state = "idle";
-      this.roomId = undefined;
-      this.partner = undefined;
-    }
-    this.send(frame);
+    const { maxMailbox, limits } = this.settings;
+    this.outbox = this.outbox
+      .then(() => this.hub.store.mailbox.push(this.id, frame, maxMailbox, limits.resumeGraceMs))
+      .catch((error) => {
+        this.hub.emit("error", { error, sessionId: this.id });
+      });
+  }
+
+  /** Resolves once every frame kept while away is in the store. */
+  flushed(): Promise<void> {
+    return this.outbox;
+  }
+
+  /** The partner's node stopped: tell the client, and end the room if it does not come back. */
+  partnerLost(): void {
+    const { partner, roomId } = this;
+    if (this.partnerLostTimer !== undefined || partner === undefined || roomId === undefined) return;
+    this.emitOrKeep({ type: "partner_away", roomId });
+    this.partnerLostTimer = setTimeout(() => {
+      this.partnerLostTimer = undefined;
+      if (this.roomId !== roomId || this.closed) return;
+      this.run(this.hub.closeRoom(roomId, partner.sessionId, "disconnected"));
+    }, this.settings.limits.resumeGraceMs);
+    this.partnerLostTimer.unref();
+  }
+
+  /** The partner this session is in a room with, if any. */
+  currentPartner(): RoomMember | undefined {
+    return this.logical === "room" ? this.partner : undefined;
+  }
+
+  private clearPartnerLost(): void {
+    if (this.partnerLostTimer !== undefined) clearTimeout(this.partnerLostTimer);
+    this.partnerLostTimer = undefined;
   }
 
   private answer(frame: ReplyFrame, reply: Reply | undefined): void {
-    if (this.state === "closed") return;
+    if (this.closed) return;
     if (reply !== undefined) reply(frame);
     else this.send(frame);
   }
 
   private send(frame: ServerFrame): void {
-    if (this.state === "closed") return;
-    this.conn.send(frame);
-    if (this.conn.bufferedAmount > this.settings.maxBufferedBytes) {
-      this.terminate(CloseCode.Policy, "send buffer overflow: the client does not read").catch((error) =>
-        this.hub.emit("error", { error, sessionId: this.id }),
-      );
+    const conn = this.conn;
+    if (this.closed || conn === undefined) return;
+    conn.send(frame);
+    if (conn.bufferedAmount > this.settings.maxBufferedBytes) {
+      this.run(this.terminate(CloseCode.Policy, "send buffer overflow: the client does not read"));
     }
   }
 
-  /** Ends the session: closes the connection (when `code` is given by the server) and cleans up. */
+  /**
+   * Ends the session: closes the connection (when `reason` is given, the server closes it with
+   * `code`), leaves the pool or room (the partner gets `disconnected`), forgets the record.
+   */
   async terminate(code: number | undefined, reason: string | undefined): Promise<void> {
-    if (this.state === "closed") return;
-    if (reason !== undefined && code !== undefined) this.conn.close(code, reason);
+    if (this.closed) return;
+    if (reason !== undefined && code !== undefined) this.conn?.close(code, reason);
+    this.clearGrace();
+    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
     // Leaving takes the state synchronously; only then is the session marked closed.
     const leaving = this.leaveRoomOrPool("disconnected");
-    this.state = "closed";
+    this.closed = true;
+    this.conn = undefined;
+    this.held = undefined;
     this.hub.forget(this);
     this.hub.emit("sessionClosed", { ...this.info(), code });
     await leaving;
+    await this.outbox;
+    await Promise.all([this.hub.store.sessions.delete(this.id), this.hub.store.mailbox.drain(this.id)]);
+  }
+
+  /**
+   * Hands the session to another node (it resumed there): stops timers and forgets it here
+   * without ending it. Resolves the state to carry over once the mailbox is written.
+   */
+  async release(nodeId: string): Promise<SessionSnapshot> {
+    this.movedTo = nodeId;
+    const wasLive = this.conn !== undefined;
+    this.detach(CloseCode.Replaced, "session resumed by another connection");
+    if (wasLive && this.logical === "waiting") await this.hub.store.pool.remove(this.id);
+    this.clearGrace();
+    this.clearPartnerLost();
+    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    this.closed = true;
+    await this.outbox;
+    return this.snapshot();
   }
 }
 

@@ -103,15 +103,40 @@ export interface ExclusionStore {
 }
 
 /** A frame travelling to a session, possibly owned by another node. */
-export interface BusMessage {
+export interface FrameMessage {
+  kind?: "frame";
   /** The session the frame is for. */
   to: string;
   /** The room the frame is about: a frame for a room the session is no longer in is dropped. */
   roomId: string;
   frame: RoomFrame;
-  /** With `matched`: the other member, so the receiving node can route the session's replies. */
+  /**
+   * With `matched`: the other member, so the receiving node can route the session's replies.
+   * With `partner_back`: the partner's new address, when it moved to another node.
+   */
   partner?: RoomMember;
 }
+
+/** The state of a session that travels with it when it moves to another node. */
+export type SessionSnapshot = Pick<SessionRecord, "state" | "roomId" | "partner" | "lastJoin" | "since">;
+
+/** Between nodes: session `to` was resumed on node `nodeId`; its old node must hand it over. */
+export interface ReleaseMessage {
+  kind: "release";
+  to: string;
+  nodeId: string;
+}
+
+/** The answer to a release, sent to the resuming node once the old node let go. */
+export interface ReleasedMessage {
+  kind: "released";
+  to: string;
+  /** The session's state on the old node, or `null` if the old node did not hold it. */
+  snapshot: SessionSnapshot | null;
+}
+
+/** What travels on the bus between nodes. Stores carry it as an opaque JSON-safe value. */
+export type BusMessage = FrameMessage | ReleaseMessage | ReleasedMessage;
 
 /** Routing between nodes: each node subscribes to its own id. */
 export interface BusStore {
@@ -151,6 +176,128 @@ export interface LimiterStore {
   consume(key: string, rule: BucketRule, cost: number): Promise<LimitResult>;
 }
 
+/** The remembered parameters of a session's last `join`. */
+export interface JoinParams {
+  lat: number;
+  lng: number;
+  rangeKm: number;
+}
+
+/**
+ * What a session is, kept in the store so that it can be resumed, on this node or another
+ * (PROTOCOL.md section 5).
+ */
+export interface SessionRecord {
+  sessionId: string;
+  /** The node that owns the session now. */
+  nodeId: string;
+  userId: string;
+  name: string;
+  roles: readonly string[];
+  guest: boolean;
+  /** A hash of the current (single-use) resume token; the token itself is never stored. */
+  tokenHash: string;
+  /** The state to come back to. */
+  state: "idle" | "waiting" | "room";
+  /** With `room`: the room and the partner. */
+  roomId?: string;
+  partner?: RoomMember;
+  /** The last join, for `next` and for rejoining the pool on resume. */
+  lastJoin?: JoinParams;
+  /** With `waiting`: the place in the queue. */
+  since?: number;
+  /** When the record was last saved (ms). */
+  updatedAt: number;
+}
+
+/** Session records, for resume. */
+export interface SessionStore {
+  /** Creates or replaces the record; it expires `ttlMs` after this call unless saved again. */
+  put(record: SessionRecord, ttlMs: number): Promise<void>;
+  /** The record, or `undefined` (never existed, deleted or expired). */
+  get(sessionId: string): Promise<SessionRecord | undefined>;
+  /** Deletes the record. Resolves `true` if it existed. */
+  delete(sessionId: string): Promise<boolean>;
+  /**
+   * The atomic step of a resume: if the record exists and its `tokenHash` equals
+   * `expectedTokenHash`, sets `tokenHash` to `newTokenHash` and `nodeId` to `nodeId`, extends its
+   * life to `ttlMs`, and resolves the record as it was before the change. Otherwise changes
+   * nothing and resolves `undefined`. Of several concurrent calls with one token, at most one
+   * succeeds: a token is single-use.
+   */
+  takeover(
+    sessionId: string,
+    expectedTokenHash: string,
+    nodeId: string,
+    newTokenHash: string,
+    ttlMs: number,
+  ): Promise<SessionRecord | undefined>;
+}
+
+/** Frames kept for a session whose connection dropped, replayed when it resumes. */
+export interface MailboxStore {
+  /**
+   * Appends a frame to the session's mailbox, keeping only the newest `limit`; the mailbox
+   * expires `ttlMs` after the last push.
+   */
+  push(sessionId: string, frame: RoomFrame, limit: number, ttlMs: number): Promise<void>;
+  /** Removes and resolves everything in the mailbox, oldest first (`[]` when empty). */
+  drain(sessionId: string): Promise<RoomFrame[]>;
+}
+
+/** An account of an app that keeps its own users (see `createAccounts`). */
+export interface AccountRecord {
+  userId: string;
+  /** The name as registered, for display. */
+  name: string;
+  /** The normalised name: the unique key. */
+  nameKey: string;
+  /** The password hash in PHC string format (argon2id). */
+  passwordHash: string;
+  roles: readonly string[];
+  createdAt: number;
+}
+
+/** Accounts by normalised name. */
+export interface AccountStore {
+  /** Creates the account; resolves `false` (and changes nothing) when `nameKey` is taken. */
+  create(account: AccountRecord): Promise<boolean>;
+  /** The account with this normalised name, or `undefined`. */
+  get(nameKey: string): Promise<AccountRecord | undefined>;
+  /** Replaces an existing account (e.g. a rehashed password). Resolves `false` if there is none. */
+  update(account: AccountRecord): Promise<boolean>;
+}
+
+/** A ban of a user. */
+export interface BanRecord {
+  userId: string;
+  /** When the ban ends (ms since the epoch); absent: forever. */
+  until?: number;
+  reason?: string;
+  /** When it was made (ms). */
+  createdAt: number;
+}
+
+/** Bans, shared by every node. */
+export interface BanStore {
+  /** Bans a user (replacing an earlier ban); it ends at `ban.until` if given. */
+  add(ban: BanRecord): Promise<void>;
+  /** The ban in force for this user, or `undefined` (none, lifted or expired). */
+  get(userId: string): Promise<BanRecord | undefined>;
+  /** Lifts a ban. Resolves `true` if there was one. */
+  remove(userId: string): Promise<boolean>;
+}
+
+/** Node liveness: each node heartbeats; a node that stops is seen as dead once its ttl passes. */
+export interface NodeStore {
+  /** Marks the node alive for `ttlMs` from now. */
+  heartbeat(nodeId: string, ttlMs: number): Promise<void>;
+  /** Which of `nodeIds` are alive. */
+  alive(nodeIds: readonly string[]): Promise<Set<string>>;
+  /** Forgets the node at once (a graceful stop). */
+  remove(nodeId: string): Promise<void>;
+}
+
 /**
  * The storage seam. Stores only store; every decision (who matches, what is allowed) is made
  * in core. Pass one store instance to several hubs in one process to run several nodes.
@@ -161,6 +308,11 @@ export interface Store {
   readonly exclusions: ExclusionStore;
   readonly bus: BusStore;
   readonly limiter: LimiterStore;
+  readonly sessions: SessionStore;
+  readonly mailbox: MailboxStore;
+  readonly accounts: AccountStore;
+  readonly bans: BanStore;
+  readonly nodes: NodeStore;
   /** Releases timers and connections the store itself created. */
   close(): Promise<void>;
 }

@@ -1,16 +1,22 @@
 import type { Store } from "@whisperchat/core";
+import { MemoryAccounts } from "./accounts.js";
+import { MemoryBans } from "./bans.js";
 import { MemoryBus } from "./bus.js";
 import { MemoryExclusions } from "./exclusions.js";
 import { MemoryLimiter } from "./limiter.js";
+import { MemoryMailbox } from "./mailbox.js";
+import { MemoryNodes } from "./nodes.js";
 import { MemoryPool } from "./pool.js";
 import { MemoryRooms } from "./rooms.js";
+import { MemorySessions } from "./sessions.js";
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
   /**
-   * How often expired exclusions and drained limiter buckets are swept, in milliseconds. Expired
-   * entries are also dropped when read; the sweep bounds what is never read again. The timer is
-   * unref'd: it never keeps the process alive.
+   * How often expired entries are swept, in milliseconds: exclusions, drained limiter buckets,
+   * session records, mailboxes, ended bans and node heartbeats. Expired entries are also dropped
+   * when read; the sweep bounds what is never read again. The timer is unref'd: it never keeps
+   * the process alive.
    * @default 30_000
    */
   sweepIntervalMs?: number;
@@ -21,8 +27,9 @@ export interface MemoryStoreOptions {
    */
   maxBuckets?: number;
   /**
-   * The clock used by exclusion ttls, limiter buckets and the sweep, in milliseconds since the
-   * epoch. Tests can pass a clock they drive.
+   * The clock used by every expiry (exclusion, session, mailbox and heartbeat ttls, ban ends),
+   * limiter buckets and the sweep, in milliseconds since the epoch. Tests can pass a clock they
+   * drive.
    * @default Date.now
    */
   now?: () => number;
@@ -46,13 +53,23 @@ export interface MemoryStoreStats {
   buckets: number;
   /** Nodes subscribed to the bus. */
   subscribers: number;
+  /** Session records, including expired ones not yet swept. */
+  sessions: number;
+  /** Non-empty mailboxes, including expired ones not yet swept. */
+  mailboxes: number;
+  /** Accounts. */
+  accounts: number;
+  /** Bans, including ended ones not yet swept. */
+  bans: number;
+  /** Node heartbeats, including expired ones not yet swept. */
+  nodes: number;
 }
 
 /** A {@link Store} that keeps everything in this process's memory. */
 export interface MemoryStore extends Store {
   /** Counts of what the store holds, for metrics and tests. */
   stats(): MemoryStoreStats;
-  /** Drops expired exclusions and drained buckets now, as the periodic sweep does. */
+  /** Drops every expired entry and drained bucket now, as the periodic sweep does. */
   sweep(): void;
 }
 
@@ -75,8 +92,9 @@ function logHandlerError(error: unknown, nodeId: string): void {
  * instance to several hubs to run several nodes in one process. Its waiting pool is an rbush
  * index of each waiting session's range.
  *
- * Entries, rooms and messages are kept as given (not copied): do not mutate them after
- * handing them to the store.
+ * Pool entries, rooms, messages and mailbox frames are kept as given (not copied): do not
+ * mutate them after handing them to the store. Session records, accounts and bans are copied on
+ * the way in and out, so mutating one never changes what the store holds.
  */
 export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const sweepIntervalMs = positive("sweepIntervalMs", options.sweepIntervalMs, 30_000, false);
@@ -88,11 +106,20 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
   const exclusions = new MemoryExclusions(now);
   const limiter = new MemoryLimiter(now, maxBuckets);
   const bus = new MemoryBus(options.onHandlerError ?? logHandlerError);
+  const sessions = new MemorySessions(now);
+  const mailbox = new MemoryMailbox(now);
+  const accounts = new MemoryAccounts();
+  const bans = new MemoryBans(now);
+  const nodes = new MemoryNodes(now);
 
   const sweep = (): void => {
     const at = now();
     exclusions.sweep(at);
     limiter.sweep(at);
+    sessions.sweep(at);
+    mailbox.sweep(at);
+    bans.sweep(at);
+    nodes.sweep(at);
   };
   let timer: ReturnType<typeof setInterval> | undefined = setInterval(sweep, sweepIntervalMs);
   timer.unref();
@@ -103,12 +130,22 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
     exclusions,
     bus,
     limiter,
+    sessions,
+    mailbox,
+    accounts,
+    bans,
+    nodes,
     stats: () => ({
       waiting: pool.count,
       rooms: rooms.count,
       exclusions: exclusions.count,
       buckets: limiter.count,
       subscribers: bus.count,
+      sessions: sessions.count,
+      mailboxes: mailbox.count,
+      accounts: accounts.count,
+      bans: bans.count,
+      nodes: nodes.count,
     }),
     sweep,
     async close(): Promise<void> {
@@ -121,6 +158,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
       exclusions.clear();
       limiter.clear();
       bus.clear();
+      sessions.clear();
+      mailbox.clear();
+      accounts.clear();
+      bans.clear();
+      nodes.clear();
     },
   };
 }

@@ -1,4 +1,11 @@
-import { EARTH_RADIUS_KM, haversineKm, type PoolEntry } from "@whisperchat/core";
+import {
+  type AccountRecord,
+  EARTH_RADIUS_KM,
+  haversineKm,
+  type MessageFrame,
+  type PoolEntry,
+  type SessionRecord,
+} from "@whisperchat/core";
 import { storeConformance } from "@whisperchat/core/testing";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -20,6 +27,19 @@ async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
 
 const rule = { capacity: 2, ratePerSec: 1 };
 
+const empty = {
+  waiting: 0,
+  rooms: 0,
+  exclusions: 0,
+  buckets: 0,
+  subscribers: 0,
+  sessions: 0,
+  mailboxes: 0,
+  accounts: 0,
+  bans: 0,
+  nodes: 0,
+};
+
 describe("createMemoryStore", () => {
   const open: MemoryStore[] = [];
   const make = (...args: Parameters<typeof createMemoryStore>) => {
@@ -33,7 +53,7 @@ describe("createMemoryStore", () => {
 
   it("stats counts what the store holds", async () => {
     const store = make();
-    expect(store.stats()).toEqual({ waiting: 0, rooms: 0, exclusions: 0, buckets: 0, subscribers: 0 });
+    expect(store.stats()).toEqual(empty);
     await store.pool.add(entry("a", 0, 179.99, 10)); // two boxes, still one waiting session
     await store.pool.add(entry("b", 1, 1, 1));
     await store.rooms.create({
@@ -49,9 +69,31 @@ describe("createMemoryStore", () => {
     await store.exclusions.add("u1", "u3", 1000);
     await store.limiter.consume("k", rule, 1);
     await store.bus.subscribe("node", () => {});
-    expect(store.stats()).toEqual({ waiting: 2, rooms: 1, exclusions: 2, buckets: 1, subscribers: 1 });
+    await store.sessions.put(session("s1"), 1000);
+    await store.sessions.put(session("s1"), 1000); // replaced, still one
+    await store.sessions.put(session("s2"), 1000);
+    await store.mailbox.push("s1", frame(1), 5, 1000);
+    await store.mailbox.push("s1", frame(2), 5, 1000); // one mailbox
+    await store.accounts.create(account("ann"));
+    await store.accounts.create(account("bob"));
+    await store.accounts.create(account("cid"));
+    await store.bans.add({ userId: "u1", createdAt: 0 });
+    await store.nodes.heartbeat("n1", 1000);
+    await store.nodes.heartbeat("n2", 1000);
+    expect(store.stats()).toEqual({
+      waiting: 2,
+      rooms: 1,
+      exclusions: 2,
+      buckets: 1,
+      subscribers: 1,
+      sessions: 2,
+      mailboxes: 1,
+      accounts: 3,
+      bans: 1,
+      nodes: 2,
+    });
     await store.close();
-    expect(store.stats()).toEqual({ waiting: 0, rooms: 0, exclusions: 0, buckets: 0, subscribers: 0 });
+    expect(store.stats()).toEqual(empty);
   });
 
   it("the periodic sweep removes expired exclusions and drained buckets, and nothing else", async () => {
@@ -167,6 +209,170 @@ describe("createMemoryStore", () => {
     expect(await first).toBe(true);
   });
 
+  describe("sessions, mailboxes, bans and nodes", () => {
+    it("the periodic sweep removes expired records, mailboxes, ended bans and heartbeats, and nothing else", async () => {
+      let clock = 1_000_000;
+      const store = make({ now: () => clock, sweepIntervalMs: 10 });
+      await store.sessions.put(session("short"), 100);
+      await store.sessions.put(session("long"), 5000);
+      await store.mailbox.push("short", frame(1), 5, 100);
+      await store.mailbox.push("long", frame(2), 5, 5000);
+      await store.bans.add({ userId: "short", until: clock + 100, createdAt: 0 });
+      await store.bans.add({ userId: "long", until: clock + 5000, createdAt: 0 });
+      await store.bans.add({ userId: "forever", createdAt: 0 });
+      await store.nodes.heartbeat("short", 100);
+      await store.nodes.heartbeat("long", 5000);
+      await store.accounts.create(account("ann"));
+      await sleep(50); // several sweeps with the clock standing still
+      expect(store.stats()).toMatchObject({ sessions: 2, mailboxes: 2, bans: 3, nodes: 2, accounts: 1 });
+
+      clock += 1000;
+      await until(() => {
+        const stats = store.stats();
+        return stats.sessions === 1 && stats.mailboxes === 1 && stats.bans === 2 && stats.nodes === 1;
+      });
+      expect(await store.sessions.get("long")).toEqual(session("long"));
+      expect(await store.nodes.alive(["short", "long"])).toEqual(new Set(["long"]));
+
+      clock += 1_000_000;
+      await until(() => {
+        const stats = store.stats();
+        return stats.sessions === 0 && stats.mailboxes === 0 && stats.bans === 1 && stats.nodes === 0;
+      });
+      expect(await store.bans.get("forever")).toEqual({ userId: "forever", createdAt: 0 });
+      expect(store.stats().accounts).toBe(1);
+    });
+
+    it("expired entries are also dropped when read", async () => {
+      let clock = 0;
+      const store = make({ now: () => clock, sweepIntervalMs: 3_600_000 });
+      for (const name of ["a", "b", "c"]) await store.sessions.put(session(name), 10);
+      await store.mailbox.push("a", frame(1), 5, 10);
+      await store.bans.add({ userId: "a", until: 10, createdAt: 0 });
+      await store.bans.add({ userId: "b", until: 10, createdAt: 0 });
+      await store.nodes.heartbeat("a", 10);
+      await store.nodes.heartbeat("b", 10);
+      clock = 10; // expiry is exclusive: at `until` it is over
+      expect(store.stats()).toMatchObject({ sessions: 3, mailboxes: 1, bans: 2, nodes: 2 });
+      expect(await store.sessions.get("a")).toBeUndefined();
+      expect(await store.sessions.delete("b")).toBe(false);
+      expect(await store.sessions.takeover("c", "hash-of-c", "n2", "new", 1000)).toBeUndefined();
+      expect(await store.mailbox.drain("a")).toEqual([]);
+      expect(await store.bans.get("a")).toBeUndefined();
+      expect(await store.bans.remove("b")).toBe(false);
+      expect(await store.nodes.alive(["a", "b"])).toEqual(new Set());
+      expect(store.stats()).toMatchObject({ sessions: 0, mailboxes: 0, bans: 0, nodes: 0 });
+    });
+
+    it("a push to an expired mailbox starts a new one", async () => {
+      let clock = 0;
+      const store = make({ now: () => clock, sweepIntervalMs: 3_600_000 });
+      await store.mailbox.push("a", frame(1), 5, 10);
+      clock = 20;
+      await store.mailbox.push("a", frame(2), 5, 10);
+      expect(await store.mailbox.drain("a")).toEqual([frame(2)]);
+    });
+
+    it("a ttl of 0 or less (or a limit of 0, or an ended ban) leaves nothing stored; NaN is refused", async () => {
+      const store = make();
+      await store.sessions.put(session("a"), 60_000);
+      await store.sessions.put(session("a"), 0);
+      await store.sessions.put(session("b"), -5);
+      await store.mailbox.push("a", frame(1), 5, 60_000);
+      await store.mailbox.push("a", frame(2), 0, 60_000);
+      await store.mailbox.push("b", frame(1), 5, 0);
+      await store.bans.add({ userId: "a", createdAt: 0 });
+      await store.bans.add({ userId: "a", until: Date.now() - 1, createdAt: 0 });
+      await store.nodes.heartbeat("a", 60_000);
+      await store.nodes.heartbeat("a", 0);
+      expect(store.stats()).toMatchObject({ sessions: 0, mailboxes: 0, bans: 0, nodes: 0 });
+      expect(await store.sessions.get("a")).toBeUndefined();
+      expect(await store.mailbox.drain("a")).toEqual([]);
+
+      await expect(store.sessions.put(session("a"), Number.NaN)).rejects.toThrow(RangeError);
+      await store.sessions.put(session("a"), 60_000);
+      await expect(store.sessions.takeover("a", "hash-of-a", "n", "h", Number.NaN)).rejects.toThrow(
+        RangeError,
+      );
+      expect(await store.sessions.get("a")).toEqual(session("a"));
+      await expect(store.mailbox.push("a", frame(1), Number.NaN, 1000)).rejects.toThrow(RangeError);
+      await expect(store.mailbox.push("a", frame(1), 5, Number.NaN)).rejects.toThrow(RangeError);
+      await expect(store.bans.add({ userId: "a", until: Number.NaN, createdAt: 0 })).rejects.toThrow(
+        RangeError,
+      );
+      await expect(store.nodes.heartbeat("a", Number.NaN)).rejects.toThrow(RangeError);
+      expect(store.stats()).toMatchObject({ sessions: 1, mailboxes: 0, bans: 0, nodes: 0 });
+    });
+
+    it("records are copied in and out: mutating one never changes what is stored", async () => {
+      const store = make();
+      const given = session("a", {
+        state: "room",
+        roomId: "r",
+        partner: { sessionId: "b", userId: "ub", nodeId: "n", name: "Bob" },
+        lastJoin: { lat: 1, lng: 2, rangeKm: 3 },
+      });
+      const kept = structuredClone(given);
+      await store.sessions.put(given, 60_000);
+      (given.roles as string[]).push("admin");
+      given.state = "idle";
+      if (given.partner) given.partner.name = "Eve";
+      if (given.lastJoin) given.lastJoin.rangeKm = 999;
+      const got = defined(await store.sessions.get("a"));
+      expect(got).toEqual(kept);
+      if (got.partner) got.partner.nodeId = "elsewhere";
+      (got.roles as string[]).length = 0;
+      expect(await store.sessions.get("a")).toEqual(kept);
+      const before = defined(await store.sessions.takeover("a", kept.tokenHash, "n2", "h2", 60_000));
+      expect(before).toEqual(kept);
+      if (before.lastJoin) before.lastJoin.lat = -1;
+      expect(await store.sessions.get("a")).toEqual({ ...kept, tokenHash: "h2", nodeId: "n2" });
+
+      const ann = account("ann");
+      await store.accounts.create(ann);
+      (ann.roles as string[]).push("admin");
+      const gotAnn = defined(await store.accounts.get("ann"));
+      expect(gotAnn.roles).toEqual(["user"]);
+      (gotAnn.roles as string[]).push("admin");
+      expect((await store.accounts.get("ann"))?.roles).toEqual(["user"]);
+      const updated = { ...account("ann"), roles: ["mod"] };
+      await store.accounts.update(updated);
+      updated.roles.push("admin");
+      expect((await store.accounts.get("ann"))?.roles).toEqual(["mod"]);
+
+      const ban = { userId: "u", reason: "spam", createdAt: 0 };
+      await store.bans.add(ban);
+      ban.reason = "changed";
+      const gotBan = defined(await store.bans.get("u"));
+      expect(gotBan).toEqual({ userId: "u", reason: "spam", createdAt: 0 });
+      gotBan.until = 0;
+      expect(await store.bans.get("u")).toEqual({ userId: "u", reason: "spam", createdAt: 0 });
+    });
+
+    it("takeover and accounts.create act before their promise settles, so races in one tick are atomic", async () => {
+      const store = make();
+      await store.sessions.put(session("a"), 60_000);
+      const first = store.sessions.takeover("a", "hash-of-a", "n2", "h2", 60_000);
+      const second = store.sessions.takeover("a", "hash-of-a", "n3", "h3", 60_000);
+      void store.accounts.create(account("ann"));
+      expect(store.stats().accounts).toBe(1);
+      expect(await first).toEqual(session("a"));
+      expect(await second).toBeUndefined();
+      expect((await store.sessions.get("a"))?.nodeId).toBe("n2");
+    });
+
+    it("close drops sessions, mailboxes, accounts, bans and heartbeats", async () => {
+      const store = make();
+      await store.sessions.put(session("a"), 60_000);
+      await store.mailbox.push("a", frame(1), 5, 60_000);
+      await store.accounts.create(account("ann"));
+      await store.bans.add({ userId: "u", createdAt: 0 });
+      await store.nodes.heartbeat("n", 60_000);
+      await store.close();
+      expect(store.stats()).toEqual(empty);
+    });
+  });
+
   describe("bus", () => {
     it("rejects a second subscription under the same nodeId", async () => {
       const store = make();
@@ -237,6 +443,41 @@ describe("createMemoryStore", () => {
     });
   });
 });
+
+function defined<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error("expected a value, got undefined");
+  return value;
+}
+
+function session(sessionId: string, extra?: Partial<SessionRecord>): SessionRecord {
+  return {
+    sessionId,
+    nodeId: "n1",
+    userId: `u-${sessionId}`,
+    name: sessionId,
+    roles: ["user"],
+    guest: false,
+    tokenHash: `hash-of-${sessionId}`,
+    state: "idle",
+    updatedAt: 0,
+    ...extra,
+  };
+}
+
+function account(nameKey: string): AccountRecord {
+  return {
+    userId: `u-${nameKey}`,
+    name: nameKey,
+    nameKey,
+    passwordHash: "$argon2id$x",
+    roles: ["user"],
+    createdAt: 0,
+  };
+}
+
+function frame(n: number): MessageFrame {
+  return { type: "message", roomId: "r", messageId: `m${n}`, text: `text ${n}`, ts: n };
+}
 
 function entry(sessionId: string, lat: number, lng: number, rangeKm: number): PoolEntry {
   return {

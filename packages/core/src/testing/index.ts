@@ -1,6 +1,7 @@
 export { storeConformance } from "./store-suite.js";
 export type { TestApi, TestFn } from "./test-api.js";
 export type {
+  HarnessOverrides,
   OutboundFrame,
   RefusedConnection,
   TestClient,

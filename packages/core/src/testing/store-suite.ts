@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { haversineKm } from "../geo.js";
-import type { MessageFrame } from "../protocol.js";
-import type { BusMessage, PoolEntry, RoomRecord, Store, StoredMessage } from "../store.js";
+import type { MessageFrame, RoomFrame } from "../protocol.js";
+import type {
+  AccountRecord,
+  BanRecord,
+  BusMessage,
+  PoolEntry,
+  RoomRecord,
+  SessionRecord,
+  Store,
+  StoredMessage,
+} from "../store.js";
 import type { TestApi } from "./test-api.js";
 
 /** Options of {@link storeConformance}. */
@@ -154,6 +163,35 @@ export function storeConformance(
     };
     return { to, roomId: id("room"), frame };
   };
+  const roomFrame = (n: number): MessageFrame => ({
+    type: "message",
+    roomId: id("room"),
+    messageId: id(`m${n}`),
+    text: `text ${n}`,
+    ts: 1_700_000_000_000 + n,
+  });
+  /** An idle session record with no optional field, unless `extra` sets some. */
+  const session = (name: string, extra?: Partial<SessionRecord>): SessionRecord => ({
+    sessionId: id(name),
+    nodeId: id("node-1"),
+    userId: id(`user-${name}`),
+    name: `Name ${name}`,
+    roles: ["user", "mod"],
+    guest: false,
+    tokenHash: `hash-of-${name}`,
+    state: "idle",
+    updatedAt: 1_700_000_000_000,
+    ...extra,
+  });
+  const account = (name: string, userId: string, extra?: Partial<AccountRecord>): AccountRecord => ({
+    userId: id(userId),
+    name: `${name[0]?.toUpperCase()}${name.slice(1)}`,
+    nameKey: id(name),
+    passwordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+    roles: ["user"],
+    createdAt: 1_700_000_000_000,
+    ...extra,
+  });
 
   describe(options?.name ?? "Store conformance", () => {
     beforeEach(async () => {
@@ -544,7 +582,7 @@ export function storeConformance(
       it("keeps the order of many messages", async () => {
         const got: number[] = [];
         const off = await s().bus.subscribe(id("node-1"), (m) => {
-          if (m.frame.type === "message") got.push(m.frame.ts - 1_700_000_000_000);
+          if ("frame" in m && m.frame.type === "message") got.push(m.frame.ts - 1_700_000_000_000);
         });
         const count = 300;
         // Published without waiting for each other, then awaited one by one.
@@ -612,6 +650,371 @@ export function storeConformance(
         assert.equal((await s().limiter.consume(a, rule, 1)).allowed, false);
         for (let i = 0; i < 3; i++) assert.equal((await s().limiter.consume(b, rule, 1)).allowed, true);
         assert.equal((await s().limiter.consume(b, rule, 1)).allowed, false);
+      });
+    });
+
+    describe("sessions", () => {
+      it("put then get returns the record whole; a minimal record too", async () => {
+        const full = session("a", {
+          state: "room",
+          roomId: id("room"),
+          partner: { sessionId: id("b"), userId: id("user-b"), nodeId: id("node-2"), name: "Bob" },
+          lastJoin: { lat: 48.8566, lng: 2.3522, rangeKm: 12.5 },
+        });
+        const waiting = session("w", {
+          state: "waiting",
+          since: 1_700_000_000_123,
+          lastJoin: { lat: -33.8688, lng: 151.2093, rangeKm: 0.5 },
+          roles: [],
+          guest: true,
+        });
+        const minimal = session("m");
+        for (const record of [full, waiting, minimal]) await s().sessions.put(record, 60_000);
+        assert.deepEqual(await s().sessions.get(full.sessionId), full);
+        assert.deepEqual(await s().sessions.get(waiting.sessionId), waiting);
+        assert.deepEqual(await s().sessions.get(minimal.sessionId), minimal);
+        assert.equal(await s().sessions.get(id("missing")), undefined);
+      });
+
+      it("put replaces the record", async () => {
+        const a = session("a");
+        await s().sessions.put(a, 60_000);
+        const moved = session("a", {
+          state: "waiting",
+          since: 1_700_000_000_001,
+          lastJoin: { lat: 1, lng: 2, rangeKm: 3 },
+          updatedAt: 1_700_000_000_999,
+        });
+        await s().sessions.put(moved, 60_000);
+        assert.deepEqual(await s().sessions.get(a.sessionId), moved);
+      });
+
+      it("delete resolves true once, then false; the record is gone", async () => {
+        const a = session("a");
+        await s().sessions.put(a, 60_000);
+        assert.equal(await s().sessions.delete(a.sessionId), true);
+        assert.equal(await s().sessions.get(a.sessionId), undefined);
+        assert.equal(await s().sessions.delete(a.sessionId), false);
+        assert.equal(await s().sessions.delete(id("never")), false);
+      });
+
+      it("a record expires ttlMs after put; a later put restarts its life", async () => {
+        await s().sessions.put(session("short"), 60);
+        await s().sessions.put(session("renewed"), 60);
+        await s().sessions.put(session("renewed"), 60_000);
+        await s().sessions.put(session("shortened"), 60_000);
+        await s().sessions.put(session("shortened"), 60);
+        await sleep(150);
+        assert.equal(await s().sessions.get(id("short")), undefined);
+        assert.equal(await s().sessions.get(id("shortened")), undefined);
+        assert.deepEqual(await s().sessions.get(id("renewed")), session("renewed"));
+        assert.equal(await s().sessions.delete(id("short")), false, "an expired record is not deleted");
+      });
+
+      it("takeover with the right token hash sets the new hash and node and returns the old record", async () => {
+        const a = session("a", {
+          state: "room",
+          roomId: id("room"),
+          lastJoin: { lat: 1, lng: 2, rangeKm: 3 },
+        });
+        await s().sessions.put(a, 60_000);
+        const before = await s().sessions.takeover(a.sessionId, a.tokenHash, id("node-2"), "hash-2", 60_000);
+        assert.deepEqual(before, a, "resolves the record as it was before");
+        assert.deepEqual(await s().sessions.get(a.sessionId), {
+          ...a,
+          tokenHash: "hash-2",
+          nodeId: id("node-2"),
+        });
+        // The new hash is the token now, and it is single-use too.
+        const second = await s().sessions.takeover(a.sessionId, "hash-2", id("node-3"), "hash-3", 60_000);
+        assert.deepEqual(second, { ...a, tokenHash: "hash-2", nodeId: id("node-2") });
+        assert.equal(
+          await s().sessions.takeover(a.sessionId, "hash-2", id("node-4"), "hash-4", 60_000),
+          undefined,
+        );
+        assert.deepEqual(await s().sessions.get(a.sessionId), {
+          ...a,
+          tokenHash: "hash-3",
+          nodeId: id("node-3"),
+        });
+      });
+
+      it("takeover with a wrong or already-used hash changes nothing and resolves undefined", async () => {
+        const a = session("a");
+        await s().sessions.put(a, 60_000);
+        assert.equal(
+          await s().sessions.takeover(a.sessionId, "wrong", id("node-2"), "hash-2", 60_000),
+          undefined,
+        );
+        assert.equal(await s().sessions.takeover(a.sessionId, "", id("node-2"), "hash-2", 60_000), undefined);
+        assert.deepEqual(await s().sessions.get(a.sessionId), a);
+        assert.ok(await s().sessions.takeover(a.sessionId, a.tokenHash, id("node-2"), "hash-2", 60_000));
+        assert.equal(
+          await s().sessions.takeover(a.sessionId, a.tokenHash, id("node-3"), "hash-3", 60_000),
+          undefined,
+          "a token is single-use",
+        );
+        assert.deepEqual(await s().sessions.get(a.sessionId), {
+          ...a,
+          tokenHash: "hash-2",
+          nodeId: id("node-2"),
+        });
+      });
+
+      it("concurrent takeovers with one token: exactly one succeeds", async () => {
+        for (let round = 0; round < 10; round++) {
+          const a = session(`a${round}`);
+          await s().sessions.put(a, 60_000);
+          const results = await Promise.all(
+            Array.from({ length: 5 }, (_, n) =>
+              s().sessions.takeover(a.sessionId, a.tokenHash, id(`node-${n}`), `hash-${n}`, 60_000),
+            ),
+          );
+          const winners = results.flatMap((r, n) => (r === undefined ? [] : [n]));
+          assert.equal(winners.length, 1, `round ${round}: winners ${winners}`);
+          const n = winners[0] as number;
+          assert.deepEqual(results[n], a);
+          assert.deepEqual(await s().sessions.get(a.sessionId), {
+            ...a,
+            tokenHash: `hash-${n}`,
+            nodeId: id(`node-${n}`),
+          });
+        }
+      });
+
+      it("takeover of a missing, deleted or expired record resolves undefined", async () => {
+        assert.equal(
+          await s().sessions.takeover(id("missing"), "hash", id("node"), "hash-2", 60_000),
+          undefined,
+        );
+        const d = session("deleted");
+        await s().sessions.put(d, 60_000);
+        await s().sessions.delete(d.sessionId);
+        assert.equal(
+          await s().sessions.takeover(d.sessionId, d.tokenHash, id("node"), "hash-2", 60_000),
+          undefined,
+        );
+        const e = session("expired");
+        await s().sessions.put(e, 50);
+        await sleep(150);
+        assert.equal(
+          await s().sessions.takeover(e.sessionId, e.tokenHash, id("node"), "hash-2", 60_000),
+          undefined,
+        );
+        assert.equal(await s().sessions.get(e.sessionId), undefined, "a failed takeover does not revive");
+      });
+
+      it("takeover gives the record a new life of ttlMs", async () => {
+        const a = session("a");
+        await s().sessions.put(a, 80);
+        assert.ok(await s().sessions.takeover(a.sessionId, a.tokenHash, id("node-2"), "hash-2", 60_000));
+        await sleep(150);
+        assert.deepEqual(await s().sessions.get(a.sessionId), {
+          ...a,
+          tokenHash: "hash-2",
+          nodeId: id("node-2"),
+        });
+      });
+    });
+
+    describe("mailbox", () => {
+      it("drain resolves the pushed frames oldest first, then the mailbox is empty", async () => {
+        const frames = [
+          roomFrame(0),
+          {
+            type: "matched",
+            roomId: id("room"),
+            partner: { name: "Bob", distanceKm: 3 },
+          } satisfies RoomFrame,
+          { type: "typing", active: true } satisfies RoomFrame,
+          { type: "partner_left", roomId: id("room"), reason: "disconnected" } satisfies RoomFrame,
+          roomFrame(4),
+        ];
+        for (const frame of frames) await s().mailbox.push(id("a"), frame, 10, 60_000);
+        assert.deepEqual(await s().mailbox.drain(id("a")), frames);
+        assert.deepEqual(await s().mailbox.drain(id("a")), [], "drain empties the mailbox");
+        await s().mailbox.push(id("a"), roomFrame(5), 10, 60_000);
+        assert.deepEqual(await s().mailbox.drain(id("a")), [roomFrame(5)]);
+      });
+
+      it("drain of an unknown mailbox resolves []", async () => {
+        assert.deepEqual(await s().mailbox.drain(id("never")), []);
+      });
+
+      it("keeps only the newest `limit` frames", async () => {
+        for (let n = 0; n < 12; n++) await s().mailbox.push(id("a"), roomFrame(n), 5, 60_000);
+        assert.deepEqual(
+          await s().mailbox.drain(id("a")),
+          [7, 8, 9, 10, 11].map((n) => roomFrame(n)),
+        );
+        for (let n = 0; n < 4; n++) await s().mailbox.push(id("a"), roomFrame(n), 10, 60_000);
+        // A smaller limit trims on the next push.
+        await s().mailbox.push(id("a"), roomFrame(4), 2, 60_000);
+        assert.deepEqual(await s().mailbox.drain(id("a")), [roomFrame(3), roomFrame(4)]);
+      });
+
+      it("mailboxes of two sessions are separate", async () => {
+        await s().mailbox.push(id("a"), roomFrame(1), 10, 60_000);
+        await s().mailbox.push(id("b"), roomFrame(2), 10, 60_000);
+        await s().mailbox.push(id("a"), roomFrame(3), 10, 60_000);
+        assert.deepEqual(await s().mailbox.drain(id("b")), [roomFrame(2)]);
+        assert.deepEqual(await s().mailbox.drain(id("a")), [roomFrame(1), roomFrame(3)]);
+      });
+
+      it("a mailbox expires ttlMs after the last push, with all its frames", async () => {
+        await s().mailbox.push(id("short"), roomFrame(1), 10, 60);
+        await s().mailbox.push(id("short"), roomFrame(2), 10, 60);
+        await s().mailbox.push(id("renewed"), roomFrame(1), 10, 60);
+        await s().mailbox.push(id("renewed"), roomFrame(2), 10, 60_000);
+        await sleep(150);
+        assert.deepEqual(await s().mailbox.drain(id("short")), []);
+        assert.deepEqual(
+          await s().mailbox.drain(id("renewed")),
+          [roomFrame(1), roomFrame(2)],
+          "the last push keeps the earlier frames too",
+        );
+        // An expired mailbox starts over.
+        await s().mailbox.push(id("short"), roomFrame(3), 10, 60_000);
+        assert.deepEqual(await s().mailbox.drain(id("short")), [roomFrame(3)]);
+      });
+    });
+
+    describe("accounts", () => {
+      it("create then get returns the account whole", async () => {
+        const a = account("ann", "u1");
+        assert.equal(await s().accounts.create(a), true);
+        assert.deepEqual(await s().accounts.get(a.nameKey), a);
+        const b = account("bob", "u2", { roles: [] });
+        assert.equal(await s().accounts.create(b), true);
+        assert.deepEqual(await s().accounts.get(b.nameKey), b);
+        assert.equal(await s().accounts.get(id("nobody")), undefined);
+      });
+
+      it("a second create of a name resolves false and changes nothing", async () => {
+        const a = account("ann", "u1");
+        assert.equal(await s().accounts.create(a), true);
+        const again = account("ann", "u2", { name: "ANN", passwordHash: "$argon2id$other", roles: [] });
+        assert.equal(await s().accounts.create(again), false);
+        assert.deepEqual(await s().accounts.get(a.nameKey), a);
+      });
+
+      it("concurrent creates of one name: exactly one succeeds", async () => {
+        for (let round = 0; round < 10; round++) {
+          const candidates = Array.from({ length: 5 }, (_, n) => account(`name${round}`, `u${n}`));
+          const results = await Promise.all(candidates.map((c) => s().accounts.create(c)));
+          const winners = results.flatMap((r, n) => (r ? [n] : []));
+          assert.equal(winners.length, 1, `round ${round}: winners ${winners}`);
+          assert.deepEqual(
+            await s().accounts.get(id(`name${round}`)),
+            candidates[winners[0] as number],
+            "the winner's account is the one stored",
+          );
+        }
+      });
+
+      it("update replaces an existing account and resolves true; a missing one resolves false", async () => {
+        const a = account("ann", "u1");
+        await s().accounts.create(a);
+        const rehashed = { ...a, passwordHash: "$argon2id$v=19$m=19456,t=2,p=1$new", roles: ["admin"] };
+        assert.equal(await s().accounts.update(rehashed), true);
+        assert.deepEqual(await s().accounts.get(a.nameKey), rehashed);
+        const ghost = account("ghost", "u9");
+        assert.equal(await s().accounts.update(ghost), false);
+        assert.equal(await s().accounts.get(ghost.nameKey), undefined, "update does not create");
+        assert.equal(await s().accounts.create(ghost), true);
+      });
+    });
+
+    describe("bans", () => {
+      it("add, get and remove", async () => {
+        const forever: BanRecord = { userId: id("u1"), reason: "spam", createdAt: 1_700_000_000_000 };
+        const timed: BanRecord = {
+          userId: id("u2"),
+          until: Date.now() + 60_000,
+          createdAt: 1_700_000_000_001,
+        };
+        await s().bans.add(forever);
+        await s().bans.add(timed);
+        assert.deepEqual(await s().bans.get(forever.userId), forever);
+        assert.deepEqual(await s().bans.get(timed.userId), timed);
+        assert.equal(await s().bans.get(id("u3")), undefined);
+        assert.equal(await s().bans.remove(forever.userId), true);
+        assert.equal(await s().bans.get(forever.userId), undefined);
+        assert.equal(await s().bans.remove(forever.userId), false);
+        assert.equal(await s().bans.remove(id("never")), false);
+        assert.deepEqual(await s().bans.get(timed.userId), timed, "other bans stay");
+      });
+
+      it("a ban whose until has passed is not in force", async () => {
+        await s().bans.add({ userId: id("past"), until: Date.now() - 1000, createdAt: 1 });
+        assert.equal(await s().bans.get(id("past")), undefined);
+        assert.equal(await s().bans.remove(id("past")), false);
+
+        const until = Date.now() + 80;
+        const soon: BanRecord = { userId: id("soon"), until, createdAt: 2 };
+        await s().bans.add(soon);
+        const got = await s().bans.get(soon.userId);
+        // Only checked while the ban is surely in force, so a slow machine cannot fail it.
+        if (Date.now() < until - 5) assert.deepEqual(got, soon);
+        await sleep(150);
+        assert.equal(await s().bans.get(soon.userId), undefined);
+        assert.equal(await s().bans.remove(soon.userId), false);
+      });
+
+      it("a new add replaces the earlier ban", async () => {
+        const user = id("u");
+        await s().bans.add({ userId: user, until: Date.now() + 60, reason: "first", createdAt: 1 });
+        const forever: BanRecord = { userId: user, reason: "second", createdAt: 2 };
+        await s().bans.add(forever);
+        assert.deepEqual(await s().bans.get(user), forever);
+        await sleep(150);
+        assert.deepEqual(await s().bans.get(user), forever, "the forever ban outlives the first one's end");
+
+        const shorter: BanRecord = {
+          userId: user,
+          until: Date.now() + 60_000,
+          reason: "third",
+          createdAt: 3,
+        };
+        await s().bans.add(shorter);
+        assert.deepEqual(await s().bans.get(user), shorter, "a ban is replaced, not merged or kept longest");
+        await s().bans.add({ userId: user, until: Date.now() - 1, createdAt: 4 });
+        assert.equal(await s().bans.get(user), undefined, "an ended ban replaces the one in force");
+      });
+    });
+
+    describe("nodes", () => {
+      it("alive returns the subset of nodes that heartbeat", async () => {
+        const [a, b, c] = [id("a"), id("b"), id("c")];
+        assert.deepEqual(await s().nodes.alive([a, b, c]), new Set());
+        await s().nodes.heartbeat(a, 60_000);
+        await s().nodes.heartbeat(b, 60_000);
+        assert.deepEqual(await s().nodes.alive([a, b, c]), new Set([a, b]));
+        assert.deepEqual(await s().nodes.alive([c, b]), new Set([b]));
+        assert.deepEqual(await s().nodes.alive([]), new Set());
+      });
+
+      it("a node is dead once its ttl passes without a heartbeat", async () => {
+        const [short, renewed] = [id("short"), id("renewed")];
+        await s().nodes.heartbeat(short, 60);
+        await s().nodes.heartbeat(renewed, 60);
+        await s().nodes.heartbeat(renewed, 60_000);
+        assert.deepEqual(await s().nodes.alive([short, renewed]), new Set([short, renewed]));
+        await sleep(150);
+        assert.deepEqual(await s().nodes.alive([short, renewed]), new Set([renewed]));
+        await s().nodes.heartbeat(short, 60_000);
+        assert.deepEqual(await s().nodes.alive([short]), new Set([short]), "a heartbeat revives it");
+      });
+
+      it("remove forgets the node at once", async () => {
+        const [a, b] = [id("a"), id("b")];
+        await s().nodes.heartbeat(a, 60_000);
+        await s().nodes.heartbeat(b, 60_000);
+        await s().nodes.remove(a);
+        assert.deepEqual(await s().nodes.alive([a, b]), new Set([b]));
+        await s().nodes.remove(id("never"));
+        await s().nodes.remove(a);
+        assert.deepEqual(await s().nodes.alive([a, b]), new Set([b]));
       });
     });
   });

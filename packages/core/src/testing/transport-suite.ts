@@ -19,8 +19,10 @@ export interface TestClient {
   pending(): readonly ServerFrame[];
   /** Resolves with the close code once the server closed the connection. */
   readonly closed: Promise<number>;
-  /** Closes the client side. */
+  /** Closes the client side deliberately (a normal close: the session ends). */
   close(): Promise<void>;
+  /** Cuts the connection abruptly, as a lost network would (the session stays resumable). */
+  drop(): Promise<void>;
 }
 
 /** A refused connection, as the client saw it. */
@@ -61,9 +63,14 @@ export interface TransportSuiteOptions {
  * acks, typing, next, leave, block, and every bad input of PROTOCOL.md section 4. Run it for
  * every adapter with a factory of fresh harnesses (a new hub and store each time).
  */
+/** Hub settings a test of the suite needs changed from the defaults. */
+export interface HarnessOverrides {
+  resumeGraceMs?: number;
+}
+
 export function transportConformance(
   t: TestApi,
-  makeHarness: () => Promise<TransportHarness>,
+  makeHarness: (overrides?: HarnessOverrides) => Promise<TransportHarness>,
   options: TransportSuiteOptions,
 ): void {
   const { limits } = options;
@@ -78,11 +85,18 @@ export function transportConformance(
       await h.close();
     });
 
+    const welcomes = new Map<TestClient, Extract<ServerFrame, { type: "welcome" }>>();
     async function client(): Promise<{ c: TestClient; welcome: Extract<ServerFrame, { type: "welcome" }> }> {
       const c = await h.connect();
       clients.push(c);
       const welcome = await expectFrame(c, "welcome");
+      welcomes.set(c, welcome);
       return { c, welcome };
+    }
+    async function reconnectInfo(c: TestClient): Promise<Extract<ServerFrame, { type: "welcome" }>> {
+      const w = welcomes.get(c);
+      assert.ok(w, "client() was not used for this client");
+      return w;
     }
 
     async function pair(): Promise<{ a: TestClient; b: TestClient; roomId: string }> {
@@ -269,12 +283,108 @@ export function transportConformance(
       assert.equal(e.id, "j");
     });
 
-    t.it("a partner that disconnects is reported as partner_left disconnected", async () => {
+    t.it("a partner that closes deliberately is reported as partner_left disconnected at once", async () => {
       const { a, b, roomId } = await pair();
       await b.close();
       const left = await expectFrame(a, "partner_left", 5000);
       assert.equal(left.roomId, roomId);
       assert.equal(left.reason, "disconnected");
+    });
+
+    t.it("resume: a dropped client comes back with every frame it missed, in order, once", async () => {
+      const { a, b, roomId } = await pair();
+      const { c: x } = await client(); // keeps the harness busy with an unrelated session
+      assert.equal(x.pending().length, 0);
+      b.send({ type: "ping", id: "b0" });
+      await expectFrame(b, "pong");
+      const welcomeB = await reconnectInfo(b);
+      await b.drop();
+      assert.deepEqual(await expectFrame(a, "partner_away"), { type: "partner_away", roomId });
+      for (let i = 1; i <= 3; i++) {
+        a.send({ type: "message", id: `m${i}`, text: `while away ${i}` });
+        assert.equal((await expectFrame(a, "ack")).id, `m${i}`);
+      }
+      const b2 = await h.connect({ resume: welcomeB.resumeToken });
+      clients.push(b2);
+      const w = await expectFrame(b2, "welcome");
+      assert.equal(w.resumed, true);
+      assert.equal(w.sessionId, welcomeB.sessionId);
+      assert.notEqual(w.resumeToken, welcomeB.resumeToken);
+      for (let i = 1; i <= 3; i++) {
+        const m = await expectFrame(b2, "message");
+        assert.equal(m.text, `while away ${i}`);
+        assert.equal(m.roomId, roomId);
+      }
+      assert.deepEqual(await expectFrame(a, "partner_back"), { type: "partner_back", roomId });
+      b2.send({ type: "message", id: "r1", text: "I'm back" });
+      assert.equal((await expectFrame(b2, "ack")).id, "r1");
+      assert.equal((await expectFrame(a, "message")).text, "I'm back");
+      a.send({ type: "message", id: "r2", text: "welcome back" });
+      assert.equal((await expectFrame(b2, "message")).text, "welcome back");
+      b2.send({ type: "ping", id: "sync" });
+      assert.equal((await expectFrame(b2, "pong")).id, "sync");
+      assert.equal(b2.pending().length, 0, "a frame came twice");
+    });
+
+    t.it("resume: the token is single-use; an old token starts a fresh session", async () => {
+      const { c: a, welcome } = await client();
+      await a.drop();
+      const a2 = await h.connect({ resume: welcome.resumeToken });
+      clients.push(a2);
+      assert.equal((await expectFrame(a2, "welcome")).resumed, true);
+      const a3 = await h.connect({ resume: welcome.resumeToken });
+      clients.push(a3);
+      const w3 = await expectFrame(a3, "welcome");
+      assert.equal(w3.resumed, false);
+      assert.notEqual(w3.sessionId, welcome.sessionId);
+      // The live session was not disturbed by the stale token.
+      a2.send({ type: "ping", id: "alive" });
+      assert.equal((await expectFrame(a2, "pong")).id, "alive");
+    });
+
+    t.it(
+      "resume: a new connection with the current token takes over a live session (old one closed 4001)",
+      async () => {
+        const { c: a, welcome } = await client();
+        const a2 = await h.connect({ resume: welcome.resumeToken });
+        clients.push(a2);
+        assert.equal((await expectFrame(a2, "welcome")).resumed, true);
+        assert.equal(await a.closed, 4001);
+      },
+    );
+
+    t.it("resume: a waiting client keeps its place in the queue", async () => {
+      const { c: a, welcome } = await client();
+      a.send({ type: "join", id: "j", location: { lat: -33.87, lng: 151.21 }, rangeKm: 10 });
+      const since = (await expectFrame(a, "waiting")).since;
+      await a.drop();
+      const a2 = await h.connect({ resume: welcome.resumeToken });
+      clients.push(a2);
+      assert.equal((await expectFrame(a2, "welcome")).resumed, true);
+      a2.send({ type: "next", id: "still" });
+      const w = await expectFrame(a2, "waiting");
+      assert.equal(w.since, since);
+      const { c: b } = await client();
+      b.send({ type: "join", location: { lat: -33.88, lng: 151.2 }, rangeKm: 10 });
+      await expectFrame(b, "waiting");
+      await expectFrame(b, "matched");
+      await expectFrame(a2, "matched");
+    });
+
+    t.it("resume after the grace is refused cleanly: a fresh session, and the partner was told", async () => {
+      await h.close();
+      h = await makeHarness({ resumeGraceMs: 150 });
+      const { a, b, roomId } = await pair();
+      const welcomeB = await reconnectInfo(b);
+      await b.drop();
+      await expectFrame(a, "partner_away");
+      const left = await expectFrame(a, "partner_left", 3000);
+      assert.deepEqual(left, { type: "partner_left", roomId, reason: "disconnected" });
+      const b2 = await h.connect({ resume: welcomeB.resumeToken });
+      clients.push(b2);
+      const w = await expectFrame(b2, "welcome");
+      assert.equal(w.resumed, false);
+      assert.notEqual(w.sessionId, welcomeB.sessionId);
     });
 
     t.it("never matches two sessions of one user... or the same session with itself", async () => {
