@@ -192,3 +192,36 @@ describe("adapter-ws", () => {
     expect(status).toBe(404);
   });
 });
+
+describe("adapter-ws behind a proxy", () => {
+  it("keys the connection limiter by X-Forwarded-For only from trusted proxies", async () => {
+    h = await startWsHarness({
+      connectRate: { capacity: 1, ratePerSec: 0.01 },
+      trustedProxies: ["127.0.0.1"],
+    });
+    const open = async (xff: string) => {
+      const ws = new WebSocket(h?.url ?? "", { headers: { "X-Forwarded-For": xff } });
+      return new Promise<number>((resolve) => {
+        ws.once("open", () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.once("unexpected-response", (_req, res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        ws.once("error", () => undefined);
+      });
+    };
+    expect(await open("198.51.100.1")).toBe(101);
+    expect(await open("198.51.100.2")).toBe(101); // another client behind the same proxy
+    expect(await open("198.51.100.1")).toBe(429);
+  });
+
+  it("ignores X-Forwarded-For when no proxy is trusted (the default)", async () => {
+    h = await startWsHarness({ connectRate: { capacity: 1, ratePerSec: 0.01 } });
+    const first = await h.connect();
+    expect((await h.connectRefused({ headers: { "X-Forwarded-For": "198.51.100.3" } })).status).toBe(429);
+    await first.close();
+  });
+});

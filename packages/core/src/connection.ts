@@ -26,7 +26,10 @@ export interface Handshake {
   headers: Readonly<Record<string, string | string[] | undefined>>;
   /** Handshake parameters: the query string for ws, the auth payload for Socket.IO. */
   params: Readonly<Record<string, string | string[] | undefined>>;
-  /** The client address as the transport saw it (the socket's remote address). */
+  /**
+   * The client address. Adapters pass the socket's peer address; the hub replaces it with the
+   * address a trusted proxy reports (option `trustedProxies`) before the hooks see it.
+   */
   remoteAddress: string;
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { EventEmitter } from "eventemitter3";
+import { clientAddress, proxyMatcher, type TrustedProxies } from "./address.js";
 import type {
   Admission,
   Connection,
@@ -114,6 +115,13 @@ export interface WhisperOptions {
   maxPendingRequests?: number;
   /** Open sessions this node accepts; more are refused with 503. @default 50000 */
   maxSessions?: number;
+  /**
+   * Proxies (addresses or CIDR ranges, or a predicate) whose `X-Forwarded-For` header tells the
+   * client's address, for the connection limiter and the hooks. Off by default: behind a proxy
+   * every client would otherwise share the proxy's bucket, and trusting the header from anyone
+   * would let clients pick their own. @default none (the socket's peer address is used)
+   */
+  trustedProxies?: TrustedProxies;
   /** The authentication hook. @default every client is a guest (when `allowGuests`) */
   authenticate?: AuthenticateHook;
   /** Checks tokens sent with `auth`. @default none: `auth` is answered `unauthorized` */
@@ -267,6 +275,8 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   private readonly reauthenticateHook: ReauthenticateHook | undefined;
   private readonly authorizeHook: AuthorizeHook | undefined;
   private readonly allowGuests: boolean;
+  /** Whether a peer address is a trusted proxy. */
+  readonly isTrustedProxy: (address: string) => boolean;
   private readonly originAllowed: (origin: string | undefined) => boolean;
   private unsubscribe: (() => Promise<void>) | undefined;
   private readonly ready: Promise<void>;
@@ -323,6 +333,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     this.reauthenticateHook = options.reauthenticate;
     this.authorizeHook = options.authorize;
     this.allowGuests = options.allowGuests ?? true;
+    this.isTrustedProxy = proxyMatcher(options.trustedProxies);
     const origins = options.allowedOrigins;
     if (origins === undefined) this.originAllowed = () => true;
     else if (typeof origins === "function") this.originAllowed = origins;
@@ -350,11 +361,23 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   }
 
   /**
+   * The client's address for a request: the peer, or what a trusted proxy says in
+   * `X-Forwarded-For` (see the `trustedProxies` option). Use it in your own HTTP routes too.
+   */
+  clientAddress(remoteAddress: string, headers: Handshake["headers"]): string {
+    return clientAddress(remoteAddress, headers["x-forwarded-for"], this.isTrustedProxy);
+  }
+
+  /**
    * Decides whether a connection may open: draining, connection cap, origin, parameters,
    * connection limiter, authentication, bans, and the resume token. Adapters call it before
    * accepting the transport connection and answer a {@link Refusal} with its HTTP status.
    */
-  async admit(handshake: Handshake): Promise<Admission> {
+  async admit(raw: Handshake): Promise<Admission> {
+    const handshake: Handshake = {
+      ...raw,
+      remoteAddress: this.clientAddress(raw.remoteAddress, raw.headers),
+    };
     if (this.closing)
       return refuse(503, "internal", "the server is shutting down; reconnect to another node", 1);
     if (this.sessions.size >= this.settings.maxSessions) {
