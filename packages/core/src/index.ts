@@ -1,3 +1,5 @@
+export type { TrustedProxies } from "./address.js";
+export { clientAddress, normalizeAddress, proxyMatcher } from "./address.js";
 export type {
   Admission,
   Admitted,
@@ -9,8 +11,6 @@ export type {
   ResumeTicket,
   SessionLink,
 } from "./connection.js";
-export type { TrustedProxies } from "./address.js";
-export { clientAddress, normalizeAddress, proxyMatcher } from "./address.js";
 export type { CloseCodeValue, ErrorCode, WhisperErrorOptions } from "./errors.js";
 export { CloseCode, ERROR_CODES, isWhisperError, WhisperError } from "./errors.js";
 export type { GeoBox } from "./geo.js";
