@@ -7,12 +7,17 @@ import { createMemoryStore } from "@whisperchat/store-memory";
 import { WebSocket } from "ws";
 import { attachWebSocket, type WebSocketAdapter, type WebSocketAdapterOptions } from "../src/index.js";
 
+/** Frames that carried coordinates to a client: must stay empty (PROTOCOL.md, privacy rule). */
+export const coordinateLeaks: string[] = [];
+
 /** A ws client that queues every frame it receives. */
 export function wrapClient(ws: WebSocket): TestClient & { ws: WebSocket } {
   const queue: ServerFrame[] = [];
   const waiters: ((f: ServerFrame) => void)[] = [];
   ws.on("message", (data) => {
-    const frame = JSON.parse(data.toString()) as ServerFrame;
+    const text = data.toString();
+    if (/"(lat|lng|latitude|longitude|location)"\s*:/.test(text)) coordinateLeaks.push(text);
+    const frame = JSON.parse(text) as ServerFrame;
     const w = waiters.shift();
     if (w) w(frame);
     else queue.push(frame);

@@ -36,6 +36,9 @@ import { FrameError, parseClientFrame, validateClientFrame } from "./validate.js
  */
 export type SessionState = "idle" | "waiting" | "room" | "away" | "closed";
 
+/** How many message ids a session remembers to recognise a resend. */
+const RECENT_ACKS = 64;
+
 /** The logical state underneath `away`: what the session comes back to. */
 type Logical = "idle" | "waiting" | "room";
 
@@ -64,6 +67,8 @@ export class Session {
   private graceTimer: NodeJS.Timeout | undefined;
   private partnerLostTimer: NodeJS.Timeout | undefined;
   private tokenTimer: NodeJS.Timeout | undefined;
+  /** The acks of the latest message ids, so that a resent message is not delivered twice. */
+  private readonly recentAcks = new Map<string, { messageId: string; ts: number }>();
   /** Set while this session moves to another node: frames for it are forwarded there. */
   movedTo: string | undefined;
 
@@ -524,6 +529,12 @@ export class Session {
   }
 
   private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
+    const seen = frame.id === undefined ? undefined : this.recentAcks.get(frame.id);
+    if (seen !== undefined) {
+      // A resend (e.g. after a reconnect) of a message that was already delivered: ack it again.
+      this.answer(withId({ type: "ack", messageId: seen.messageId, ts: seen.ts }, frame.id), reply);
+      return;
+    }
     const partner = this.partner;
     const roomId = this.roomId;
     if (this.logical !== "room" || partner === undefined || roomId === undefined) {
@@ -560,6 +571,11 @@ export class Session {
     });
     if (!delivered) throw new WhisperError("not_in_room", "your partner is gone");
     this.hub.countMessage();
+    if (frame.id !== undefined) {
+      this.recentAcks.set(frame.id, { messageId, ts });
+      if (this.recentAcks.size > RECENT_ACKS)
+        this.recentAcks.delete(this.recentAcks.keys().next().value as string);
+    }
     this.answer(withId({ type: "ack", messageId, ts }, frame.id), reply);
     this.hub.emit("message", { ...this.info(), roomId, messageId, text: frame.text, ts });
   }

@@ -196,6 +196,20 @@ export function transportConformance(
       await expectFrame(a, "matched");
     });
 
+    t.it("a message resent with the same id is acknowledged again but delivered once", async () => {
+      const { a, b } = await pair();
+      a.send({ type: "message", id: "same", text: "only once" });
+      const first = await expectFrame(a, "ack");
+      a.send({ type: "message", id: "same", text: "only once" });
+      const second = await expectFrame(a, "ack");
+      assert.equal(second.messageId, first.messageId);
+      assert.equal(second.id, "same");
+      a.send({ type: "message", id: "other", text: "next one" });
+      await expectFrame(a, "ack");
+      assert.equal((await expectFrame(b, "message")).text, "only once");
+      assert.equal((await expectFrame(b, "message")).text, "next one");
+    });
+
     t.it("passes typing to the partner", async () => {
       const { a, b } = await pair();
       a.send({ type: "typing", active: true });
@@ -499,6 +513,27 @@ export function transportConformance(
         );
       },
     );
+
+    t.it("after rate_limited, sending again once retryAfterMs has passed succeeds", async () => {
+      const { a, b } = await pair();
+      let retryAfterMs = 0;
+      let sent = 0;
+      for (let i = 0; i < limits.messageBurst + 3 && retryAfterMs === 0; i++) {
+        a.send({ type: "message", id: `x${i}`, text: `x${i}` });
+        sent++;
+        const f = await a.next();
+        if (f.type === "error") {
+          assert.equal(f.code, "rate_limited");
+          retryAfterMs = f.retryAfterMs ?? 0;
+        } else assert.equal(f.type, "ack");
+      }
+      assert.ok(retryAfterMs > 0, `no rate_limited after ${sent} messages`);
+      await new Promise((r) => setTimeout(r, retryAfterMs + 20));
+      a.send({ type: "message", id: "again", text: "patience pays" });
+      assert.equal((await expectFrame(a, "ack")).id, "again");
+      for (let i = 0; i < sent - 1; i++) await expectFrame(b, "message");
+      assert.equal((await expectFrame(b, "message")).text, "patience pays");
+    });
 
     t.it("refuses a handshake with malformed parameters with 400", async () => {
       const refused = await h.connectRefused({ token: "" });
