@@ -17,6 +17,7 @@ import { randomId } from "./ids.js";
 import { assertBucketRule } from "./limiter.js";
 import type { MatchFilter } from "./matcher.js";
 import { searchAndClaim } from "./matcher.js";
+import { type Logger, observedStore, type StoreObserver, silentLogger } from "./observe.js";
 import type { ClientFrameType, ClientLimits, PartnerLeftReason } from "./protocol.js";
 import { Session } from "./session.js";
 import type {
@@ -140,6 +141,8 @@ export interface WhisperOptions {
   matchFilter?: MatchFilter;
   /** The clock, in ms since the epoch. @default Date.now */
   now?: () => number;
+  /** A structured logger (pino-compatible). @default silent */
+  logger?: Logger;
 }
 
 /** What the host app learns about the session behind an event. */
@@ -160,8 +163,18 @@ export interface HubEvents {
   resume: (info: SessionInfo & { ok: boolean }) => void;
   /** A session entered the pool, or updated its point and range. */
   waiting: (info: SessionInfo & { since: number }) => void;
-  /** A pair was matched; emitted once, by the node of the session whose search found the pair. */
-  matched: (info: SessionInfo & { roomId: string; partner: RoomMember; distanceKm: number }) => void;
+  /**
+   * A pair was matched; emitted once, by the node of the session whose search found the pair.
+   * `waitedMs` is how long each of the two had waited (this session first).
+   */
+  matched: (
+    info: SessionInfo & {
+      roomId: string;
+      partner: RoomMember;
+      distanceKm: number;
+      waitedMs: [number, number];
+    },
+  ) => void;
   /** A chat message was accepted and delivered. */
   message: (info: SessionInfo & { roomId: string; messageId: string; text: string; ts: number }) => void;
   /** A session left its room: `left`, `next`, `blocked` or `disconnected`. */
@@ -170,6 +183,12 @@ export interface HubEvents {
   blocked: (
     info: SessionInfo & { roomId: string; blockedUserId: string; reason: string | undefined },
   ) => void;
+  /** A handshake was refused (the adapter answers with `status`). */
+  refused: (info: { status: number; code: ErrorCode; remoteAddress: string; transport: string }) => void;
+  /** An action was refused by a limiter: `connect`, `message`, `churn` (join/next), `requests`. */
+  rateLimited: (info: { kind: string; sessionId: string | undefined }) => void;
+  /** A request was answered with an error frame. */
+  requestError: (info: { code: ErrorCode; sessionId: string }) => void;
   /** Something failed inside the hub (a store error, a throwing hook); the session got `internal`. */
   error: (info: { error: unknown; sessionId: string | undefined }) => void;
 }
@@ -282,6 +301,9 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   private readonly ready: Promise<void>;
   private readonly heartbeat: NodeJS.Timeout;
   private closing = false;
+  private storeObserver: StoreObserver | undefined;
+  /** The logger given in the options (silent by default). */
+  readonly logger: Logger;
   private messageCount = 0;
   private readonly errorCounts: Partial<Record<ErrorCode, number>> = {};
   private readonly limitedCounts: Record<string, number> = {};
@@ -293,7 +315,8 @@ export class WhisperHub extends EventEmitter<HubEvents> {
         "createWhisper: `store` is required, e.g. createMemoryStore() from @whisperchat/store-memory",
       );
     }
-    this.store = options.store;
+    this.store = observedStore(options.store, () => this.storeObserver);
+    this.logger = options.logger ?? silentLogger;
     this.nodeId = options.nodeId ?? `node-${randomId(9)}`;
     const messageRate = options.messageRate ?? { capacity: 10, ratePerSec: 5 };
     const userMessageRate = options.userMessageRate ?? { capacity: 20, ratePerSec: 10 };
@@ -348,6 +371,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       });
     // Surface a failed subscription through `admit`, never as an unhandled rejection.
     this.ready.catch(() => undefined);
+    this.wireLogging();
     this.heartbeat = setInterval(() => {
       this.tick().catch((error) => this.emit("error", { error, sessionId: undefined }));
     }, this.settings.nodeHeartbeatMs);
@@ -358,6 +382,36 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   /** The limits sent to clients in `welcome`. */
   get limits(): ClientLimits {
     return this.settings.limits;
+  }
+
+  /** Times every store call from now on (one observer at a time; `undefined` stops it). */
+  observeStore(observer: StoreObserver | undefined): void {
+    this.storeObserver = observer;
+  }
+
+  /** Logs the hub's events to the logger: debug for the flow, info/warn/error for the rest. */
+  private wireLogging(): void {
+    const log = this.logger;
+    if (log === silentLogger) return;
+    const nodeId = this.nodeId;
+    this.on("sessionOpened", ({ sessionId, identity }) =>
+      log.debug({ nodeId, sessionId, userId: identity.userId }, "session opened"),
+    );
+    this.on("sessionClosed", ({ sessionId, code }) =>
+      log.debug({ nodeId, sessionId, code }, "session closed"),
+    );
+    this.on("sessionAway", ({ sessionId }) => log.debug({ nodeId, sessionId }, "session away"));
+    this.on("resume", ({ sessionId, ok }) =>
+      log.info({ nodeId, sessionId, ok }, ok ? "session resumed" : "resume failed"),
+    );
+    this.on("matched", ({ sessionId, roomId, distanceKm }) =>
+      log.debug({ nodeId, sessionId, roomId, distanceKm }, "matched"),
+    );
+    this.on("refused", (info) => log.info({ nodeId, ...info }, "handshake refused"));
+    this.on("rateLimited", (info) => log.debug({ nodeId, ...info }, "rate limited"));
+    this.on("error", ({ error, sessionId }) =>
+      log.error({ nodeId, sessionId, err: error }, "internal error"),
+    );
   }
 
   /**
@@ -378,6 +432,19 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       ...raw,
       remoteAddress: this.clientAddress(raw.remoteAddress, raw.headers),
     };
+    const admission = await this.decide(handshake);
+    if (!admission.ok) {
+      this.emit("refused", {
+        status: admission.status,
+        code: admission.code,
+        remoteAddress: handshake.remoteAddress,
+        transport: handshake.transport,
+      });
+    }
+    return admission;
+  }
+
+  private async decide(handshake: Handshake): Promise<Admission> {
     if (this.closing)
       return refuse(503, "internal", "the server is shutting down; reconnect to another node", 1);
     if (this.sessions.size >= this.settings.maxSessions) {
@@ -407,7 +474,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
         1,
       );
       if (!limit.allowed) {
-        this.countLimited("connect");
+        this.countLimited("connect", undefined);
         return refuse(
           429,
           "rate_limited",
@@ -539,14 +606,22 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     return link;
   }
 
-  /** Counts for an admin view. With `by`, the authorisation hook must allow `stats`. */
-  async stats(caller: AdminCaller = {}): Promise<HubStats> {
-    await this.requireAdmin(caller, "stats", {});
+  /** Open sessions on this node by state (synchronous, for gauges). */
+  localCounts(): { idle: number; waiting: number; room: number; away: number } {
     const byState = { idle: 0, waiting: 0, room: 0, away: 0 };
-    const rooms = new Set<string>();
     for (const s of this.sessions.values()) {
       const state = s.state;
       if (state !== "closed") byState[state]++;
+    }
+    return byState;
+  }
+
+  /** Counts for an admin view. With `by`, the authorisation hook must allow `stats`. */
+  async stats(caller: AdminCaller = {}): Promise<HubStats> {
+    await this.requireAdmin(caller, "stats", {});
+    const byState = this.localCounts();
+    const rooms = new Set<string>();
+    for (const s of this.sessions.values()) {
       const snap = s.snapshot();
       if (snap.state === "room" && snap.roomId !== undefined) rooms.add(snap.roomId);
     }
@@ -632,14 +707,15 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   }
 
   /** @internal */
-  countError(code: ErrorCode): void {
+  countError(code: ErrorCode, sessionId: string): void {
     this.errorCounts[code] = (this.errorCounts[code] ?? 0) + 1;
+    this.emit("requestError", { code, sessionId });
   }
 
   /** @internal */
-  countLimited(kind: string): void {
+  countLimited(kind: string, sessionId: string | undefined): void {
     this.limitedCounts[kind] = (this.limitedCounts[kind] ?? 0) + 1;
-    this.countError("rate_limited");
+    this.emit("rateLimited", { kind, sessionId });
   }
 
   /** @internal Consults the authorisation hook. */
@@ -694,7 +770,14 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     const room: RoomRecord = { roomId, members: [mine, theirs], createdAt: this.settings.now() };
     await this.store.rooms.create(room);
     const km = publicDistanceKm(distanceKm);
-    this.emit("matched", { ...session.info(), roomId, partner: theirs, distanceKm: km });
+    const now = this.settings.now();
+    this.emit("matched", {
+      ...session.info(),
+      roomId,
+      partner: theirs,
+      distanceKm: km,
+      waitedMs: [now - me.since, now - partner.since],
+    });
     await this.route(mine, {
       to: mine.sessionId,
       roomId,

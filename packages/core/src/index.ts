@@ -1,6 +1,47 @@
 export type { TrustedProxies } from "./address.js";
 export { clientAddress, normalizeAddress, proxyMatcher } from "./address.js";
 export type {
+  AccountErrorCode,
+  AccountErrorStatus,
+  AccountIdentity,
+  Accounts,
+  AccountsOptions,
+  LoginInput,
+  LoginRateOptions,
+  LoginResult,
+  NameRules,
+  PasswordHashOptions,
+  PasswordRules,
+  RegisteredAccount,
+  RegisterInput,
+} from "./auth/accounts.js";
+export {
+  ACCOUNT_ERROR_STATUS,
+  AccountError,
+  accountNameKey,
+  createAccounts,
+  isAccountError,
+  normalizeAccountName,
+} from "./auth/accounts.js";
+export type {
+  ClaimPath,
+  JwtAlgorithm,
+  JwtAuth,
+  JwtAuthOptions,
+  JwtClaimMapping,
+  JwtKeyAlgorithm,
+  JwtSecretAlgorithm,
+  RemoteJwksOptions,
+  SignedToken,
+  SignTokenFunction,
+  SignTokenOptions,
+  TokenSubject,
+  VerifiedToken,
+} from "./auth/jwt.js";
+export { createJwtAuth } from "./auth/jwt.js";
+export type { AdminAction, ClientAction, RolePolicyOptions, RoleRule } from "./auth/policy.js";
+export { ADMIN_ACTIONS, CLIENT_ACTIONS, isAdminAction, isClientAction, rolePolicy } from "./auth/policy.js";
+export type {
   Admission,
   Admitted,
   Connection,
@@ -35,6 +76,8 @@ export type { BucketState } from "./limiter.js";
 export { assertBucketRule, drainMs, leakyBucket } from "./limiter.js";
 export type { Claimed, MatchFilter } from "./matcher.js";
 export { searchAndClaim } from "./matcher.js";
+export type { Logger, StoreObserver } from "./observe.js";
+export { observedStore, silentLogger } from "./observe.js";
 export type {
   AckFrame,
   AuthFrame,

@@ -370,7 +370,7 @@ export class Session {
           : validateClientFrame(input, this.settings.limits);
     } catch (error) {
       if (error instanceof FrameError) {
-        this.hub.countError(error.code);
+        this.hub.countError(error.code, this.id);
         this.answer(errorFrame(error, error.requestId), reply);
         return;
       }
@@ -385,11 +385,11 @@ export class Session {
       await this.handle(frame, reply);
     } catch (error) {
       if (error instanceof WhisperError && error.code !== "internal") {
-        this.hub.countError(error.code);
+        this.hub.countError(error.code, this.id);
         this.answer(errorFrame(error, frame.id), reply);
         return;
       }
-      this.hub.countError("internal");
+      this.hub.countError("internal", this.id);
       this.hub.emit("error", { error, sessionId: this.id });
       this.answer(
         withId(
@@ -466,7 +466,7 @@ export class Session {
       1,
     );
     if (!limit.allowed) {
-      this.hub.countLimited("churn");
+      this.hub.countLimited("churn", this.id);
       throw new WhisperError("rate_limited", "you are joining and skipping too fast", {
         retryAfterMs: limit.retryAfterMs,
       });
@@ -546,7 +546,7 @@ export class Session {
       : session;
     if (!user.allowed) {
       this.strikes++;
-      this.hub.countLimited("message");
+      this.hub.countLimited("message", this.id);
       if (this.strikes >= this.settings.floodCloseAfter) {
         await this.terminate(CloseCode.Policy, "flooding after repeated rate_limited");
         return;

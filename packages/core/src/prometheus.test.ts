@@ -1,0 +1,83 @@
+import { createMemoryStore } from "@whisperchat/store-memory";
+import { Registry } from "prom-client";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Connection, SessionLink } from "./connection.js";
+import { createWhisper, type WhisperHub } from "./hub.js";
+import type { Logger } from "./observe.js";
+import { prometheusMetrics } from "./prometheus.js";
+import type { ServerFrame } from "./protocol.js";
+
+let hub: WhisperHub | undefined;
+afterEach(async () => {
+  await hub?.close();
+  hub = undefined;
+});
+
+async function connect(h: WhisperHub): Promise<{ link: SessionLink; frames: ServerFrame[] }> {
+  const frames: ServerFrame[] = [];
+  const conn: Connection = { send: (f) => frames.push(f), close: () => undefined, bufferedAmount: 0 };
+  const admission = await h.admit({ transport: "test", headers: {}, params: {}, remoteAddress: "127.0.0.1" });
+  return { link: h.open(admission, conn), frames };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  expect(check()).toBe(true);
+}
+
+describe("prometheusMetrics", () => {
+  it("counts sessions, matches, messages, errors, limits and store latency on the app's registry", async () => {
+    hub = createWhisper({ store: createMemoryStore(), messageRate: { capacity: 1, ratePerSec: 0.1 } });
+    const registry = new Registry();
+    const metrics = prometheusMetrics(hub, { registry, labels: { node: "n1" } });
+    const a = await connect(hub);
+    const b = await connect(hub);
+    a.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    b.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await until(() => a.frames.some((f) => f.type === "matched"));
+    a.link.receive({ type: "message", text: "hi" });
+    a.link.receive({ type: "message", text: "too fast" });
+    a.link.receive({ type: "dance" });
+    await until(() => a.frames.filter((f) => f.type === "error").length === 2);
+    const text = await metrics.metrics();
+    expect(text).toMatch(/whisperchat_sessions\{node="n1",state="room"\} 2/);
+    expect(text).toMatch(/whisperchat_matches_total\{node="n1"\} 1/);
+    expect(text).toMatch(/whisperchat_time_to_match_seconds_count\{node="n1"\} 2/);
+    expect(text).toMatch(/whisperchat_messages_total\{node="n1"\} 1/);
+    expect(text).toMatch(/whisperchat_rate_limited_total\{node="n1",kind="message"\} 1/);
+    expect(text).toMatch(/whisperchat_errors_total\{node="n1",code="unknown_type"\} 1/);
+    expect(text).toMatch(/whisperchat_errors_total\{node="n1",code="rate_limited"\} 1/);
+    expect(text).toMatch(/whisperchat_pool_waiting\{node="n1"\} 0/);
+    expect(text).toMatch(
+      /whisperchat_store_operation_seconds_count\{node="n1",operation="pool.candidates",ok="true"\} [1-9]/,
+    );
+    expect(metrics.contentType).toMatch(/text\/plain/);
+    metrics.close();
+    expect(await registry.metrics()).not.toMatch(/whisperchat_/);
+  });
+});
+
+describe("logger hook", () => {
+  it("is silent by default and logs the hub's events to a pino-like logger when given", async () => {
+    const lines: { level: string; msg: string | undefined; obj: Record<string, unknown> }[] = [];
+    const at =
+      (level: string) =>
+      (obj: Record<string, unknown>, msg?: string): void => {
+        lines.push({ level, msg, obj });
+      };
+    const logger: Logger = { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+    hub = createWhisper({ store: createMemoryStore(), logger, allowGuests: false });
+    const refused = await hub.admit({
+      transport: "test",
+      headers: {},
+      params: {},
+      remoteAddress: "10.0.0.1",
+    });
+    expect(refused.ok).toBe(false);
+    expect(lines).toContainEqual({
+      level: "info",
+      msg: "handshake refused",
+      obj: expect.objectContaining({ status: 401, code: "unauthorized", remoteAddress: "10.0.0.1" }),
+    });
+  });
+});
