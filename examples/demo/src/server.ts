@@ -1,9 +1,23 @@
+import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { attachWebSocket, type WebSocketAdapter } from "@whisperchat/adapter-ws";
-import { CloseCode, createWhisper, type Store, type WhisperHub } from "@whisperchat/core";
+import {
+  type Accounts,
+  CloseCode,
+  createAccounts,
+  createJwtAuth,
+  createWhisper,
+  isAccountError,
+  type JwtAuth,
+  rolePolicy,
+  type Store,
+  WhisperError,
+  type WhisperHub,
+} from "@whisperchat/core";
+import { type PrometheusMetrics, prometheusMetrics } from "@whisperchat/core/prometheus";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { ConfigError, type DemoConfig } from "./config.js";
 
@@ -13,6 +27,9 @@ export interface Demo {
   hub: WhisperHub;
   store: Store;
   adapter: WebSocketAdapter;
+  jwt: JwtAuth;
+  accounts: Accounts;
+  metrics: PrometheusMetrics;
   /** The base URL, e.g. `http://127.0.0.1:3000`. */
   url: string;
   /** Drains: stops accepting, closes sessions with 1012 (reconnect and resume), then closes. */
@@ -39,21 +56,129 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** Starts the demo: the page, /healthz and the WebSocket endpoint at /whisper. */
-export async function startDemo(config: DemoConfig): Promise<Demo> {
+/** The most a JSON request body may hold, in bytes. */
+const MAX_BODY = 4096;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const type = req.headers["content-type"] ?? "";
+  if (!/^application\/json\b/i.test(type))
+    throw new HttpError(415, "send a JSON body (Content-Type: application/json)");
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, `the body must be at most ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "the body is not valid JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new HttpError(400, "the body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+function bearerOf(req: IncomingMessage): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
+  return m?.[1];
+}
+
+/** Starts the demo: the page, /healthz, /auth, /admin/stats, /metrics and the WebSocket endpoint. */
+export async function startDemo(
+  config: DemoConfig,
+  log: (line: string) => void = console.warn,
+): Promise<Demo> {
   if (config.store !== "memory") {
     throw new ConfigError("WHISPER_STORE=redis is not available in this version of the demo; use memory");
   }
+  let secret = config.jwtSecret;
+  if (secret === undefined) {
+    secret = randomBytes(32).toString("base64url");
+    log("whisperchat demo: JWT_SECRET is not set; using a random secret, so tokens end with this process");
+  } else if (Buffer.byteLength(secret) < 32) {
+    throw new ConfigError("JWT_SECRET must be at least 32 bytes long (HS256)");
+  }
+  const jwt = createJwtAuth({ secret });
   const store = createMemoryStore();
+  const policy = rolePolicy({});
   const hub = createWhisper({
     store,
     messageRate: { capacity: config.msgBurst, ratePerSec: config.msgPerSec },
     connectRate: { capacity: config.connectBurst, ratePerSec: config.connectPerSec },
     allowGuests: config.auth === "guest",
+    authenticate: jwt.authenticate,
+    reauthenticate: jwt.reauthenticate,
+    authorize: policy,
     resumeGraceMs: config.resumeGraceMs,
   });
   hub.on("error", ({ error }) => console.error("[whisperchat]", error));
+  const accounts = createAccounts({ store, jwt });
+  const metrics = prometheusMetrics(hub);
   let draining = false;
+
+  const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>> = {
+    "POST /auth/register": async (req, res) => {
+      const body = await readJson(req);
+      const ip = hub.clientAddress(req.socket.remoteAddress ?? "", req.headers);
+      const account = await accounts.register({
+        name: body.name as string,
+        password: body.password as string,
+        ip,
+      });
+      json(res, 201, { userId: account.userId, name: account.name });
+    },
+    "POST /auth/login": async (req, res) => {
+      const body = await readJson(req);
+      const ip = hub.clientAddress(req.socket.remoteAddress ?? "", req.headers);
+      const result = await accounts.login({
+        name: body.name as string,
+        password: body.password as string,
+        ip,
+      });
+      json(res, 200, {
+        token: result.token,
+        expiresAt: result.expiresAt,
+        userId: result.userId,
+        name: result.name,
+      });
+    },
+    "GET /admin/stats": async (req, res) => {
+      const token = bearerOf(req);
+      if (token === undefined) throw new HttpError(401, "send an admin token: Authorization: Bearer <token>");
+      let identity: Awaited<ReturnType<JwtAuth["verify"]>>["identity"];
+      try {
+        identity = (await jwt.verify(token)).identity;
+      } catch (error) {
+        throw new HttpError(401, error instanceof Error ? error.message : "invalid token");
+      }
+      const stats = await hub.stats({ by: identity });
+      json(res, 200, {
+        sessions: stats.sessions,
+        waiting: stats.waiting,
+        rooms: stats.rooms,
+        messages: stats.messages,
+        byState: stats.byState,
+      });
+    },
+    "GET /metrics": async (_req, res) => {
+      res.writeHead(200, { "Content-Type": metrics.contentType, "Cache-Control": "no-store" });
+      res.end(await metrics.metrics());
+    },
+  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -65,6 +190,29 @@ export async function startDemo(config: DemoConfig): Promise<Demo> {
       } catch {
         return json(res, 503, { ok: false, reason: "store unreachable" });
       }
+    }
+    const route = routes[`${req.method} ${path}`];
+    if (route !== undefined) {
+      try {
+        await route(req, res);
+      } catch (error) {
+        if (error instanceof HttpError) {
+          res.writeHead(error.status, {
+            "Content-Type": "application/json; charset=utf-8",
+            ...error.headers,
+          });
+          res.end(JSON.stringify({ error: error.message }));
+        } else if (isAccountError(error)) {
+          const headers: Record<string, string> = { "Content-Type": "application/json; charset=utf-8" };
+          if (error.retryAfterMs !== undefined)
+            headers["Retry-After"] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+          res.writeHead(error.status, headers);
+          res.end(JSON.stringify({ error: error.message, code: error.code }));
+        } else if (error instanceof WhisperError && error.code === "forbidden") {
+          json(res, 403, { error: "this needs the admin role" });
+        } else throw error;
+      }
+      return;
     }
     const asset = STATIC[path];
     if (asset !== undefined && (req.method === "GET" || req.method === "HEAD")) {
@@ -98,6 +246,9 @@ export async function startDemo(config: DemoConfig): Promise<Demo> {
     hub,
     store,
     adapter,
+    jwt,
+    accounts,
+    metrics,
     url: `http://${host}:${port}`,
     async close() {
       draining = true;
@@ -105,6 +256,7 @@ export async function startDemo(config: DemoConfig): Promise<Demo> {
       await hub.close({ code: CloseCode.Restart, reason: "server restarting: reconnect" });
       await adapter.close();
       server.closeAllConnections();
+      metrics.close();
       await store.close();
     },
   };

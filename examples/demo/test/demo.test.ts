@@ -35,9 +35,102 @@ describe("demo config", () => {
   });
 });
 
+async function post(
+  url: string,
+  body: unknown,
+): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }> {
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, json: (await r.json()) as Record<string, unknown>, headers: r.headers };
+}
+
+describe("demo accounts and admin routes", () => {
+  it("register: 201, then 409 for the same name in another case, 400 for bad input", async () => {
+    demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
+    const created = await post(`${demo.url}/auth/register`, { name: "Alice", password: "correct horse" });
+    expect(created.status).toBe(201);
+    expect(created.json).toEqual({ userId: expect.any(String), name: "Alice" });
+    expect(
+      (await post(`${demo.url}/auth/register`, { name: " alice ", password: "another one" })).status,
+    ).toBe(409);
+    expect((await post(`${demo.url}/auth/register`, { name: "Al", password: "short" })).status).toBe(400);
+    expect((await post(`${demo.url}/auth/register`, { name: 42, password: null })).status).toBe(400);
+    const notJson = await fetch(`${demo.url}/auth/register`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: "{nope",
+    });
+    expect(notJson.status).toBe(400);
+  });
+
+  it("login: 200 with a token the WebSocket accepts; 401 alike for a wrong password and an unknown name; 429 with Retry-After", async () => {
+    demo = await startDemo(readConfig({ PORT: "0", WHISPER_AUTH: "required" }), () => undefined);
+    await post(`${demo.url}/auth/register`, { name: "Bob", password: "hunter2hunter2" });
+    const ok = await post(`${demo.url}/auth/login`, { name: "bob", password: "hunter2hunter2" });
+    expect(ok.status).toBe(200);
+    expect(ok.json.expiresAt).toBeGreaterThan(Date.now());
+    const wrong = await post(`${demo.url}/auth/login`, { name: "Bob", password: "not it at all" });
+    const unknown = await post(`${demo.url}/auth/login`, { name: "Nobody", password: "not it at all" });
+    expect(wrong.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(unknown.json).toEqual(wrong.json);
+    // WHISPER_AUTH=required: no token, no socket; the login token opens one as Bob.
+    const refused = new WebSocket(`${demo.url.replace("http", "ws")}/whisper`);
+    const status = await new Promise<number>((resolve) => {
+      refused.once("unexpected-response", (_q, r) => resolve(r.statusCode ?? 0));
+      refused.once("error", () => undefined);
+    });
+    expect(status).toBe(401);
+    const ws = wrapClient(new WebSocket(`${demo.url.replace("http", "ws")}/whisper?token=${ok.json.token}`));
+    const welcome = await expectFrame(ws, "welcome");
+    expect(welcome.user).toEqual({ userId: ok.json.userId, name: "Bob" });
+    await ws.close();
+    let limited: Awaited<ReturnType<typeof post>> | undefined;
+    for (let i = 0; i < 10 && limited === undefined; i++) {
+      const r = await post(`${demo.url}/auth/login`, { name: "Bob", password: "guessing again" });
+      if (r.status === 429) limited = r;
+      else expect(r.status).toBe(401);
+    }
+    expect(limited?.status).toBe(429);
+    expect(Number(limited?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+  });
+
+  it("/admin/stats: 401 without a valid token, 403 without the admin role, 200 with counts", async () => {
+    demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
+    const stats = (token?: string) =>
+      fetch(`${demo?.url}/admin/stats`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+    expect((await stats()).status).toBe(401);
+    expect((await stats("garbage")).status).toBe(401);
+    const user = await demo.jwt.sign({ userId: "u1", name: "User", roles: [] });
+    expect((await stats(user.token)).status).toBe(403);
+    const admin = await demo.jwt.sign({ userId: "a1", name: "Admin", roles: ["admin"] });
+    const ws = wrapClient(new WebSocket(`${demo.url.replace("http", "ws")}/whisper`));
+    await expectFrame(ws, "welcome");
+    const ok = await stats(admin.token);
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ sessions: 1, waiting: 0, rooms: 0, messages: 0 });
+    await ws.close();
+  });
+
+  it("/metrics serves the Prometheus text format", async () => {
+    demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
+    const r = await fetch(`${demo.url}/metrics`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toMatch(/text\/plain/);
+    expect(await r.text()).toMatch(/# TYPE whisperchat_sessions gauge/);
+  });
+
+  it("refuses a JWT_SECRET too short for HS256", async () => {
+    await expect(startDemo(readConfig({ PORT: "0", JWT_SECRET: "short" }))).rejects.toThrow(/JWT_SECRET/);
+  });
+});
+
 describe("demo server", () => {
   it("serves the page, its assets and /healthz, and 404 elsewhere", async () => {
-    demo = await startDemo(readConfig({ PORT: "0" }));
+    demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
     const page = await fetch(`${demo.url}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get("content-type")).toMatch(/text\/html/);
@@ -60,7 +153,10 @@ describe("demo server", () => {
   });
 
   it("applies the message rate settings", async () => {
-    demo = await startDemo(readConfig({ PORT: "0", WHISPER_MSG_PER_SEC: "1", WHISPER_MSG_BURST: "2" }));
+    demo = await startDemo(
+      readConfig({ PORT: "0", WHISPER_MSG_PER_SEC: "1", WHISPER_MSG_BURST: "2" }),
+      () => undefined,
+    );
     const ws = wrapClient(new WebSocket(`${demo.url.replace("http", "ws")}/whisper`));
     const welcome = await expectFrame(ws, "welcome");
     expect(welcome.limits.messagesPerSec).toBe(1);
