@@ -69,9 +69,10 @@ export interface WsHarness extends TransportHarness {
 export async function startWsHarness(
   hubOptions: Partial<WhisperOptions> = {},
   adapterOptions: Partial<WebSocketAdapterOptions> = {},
+  harnessOptions: { closeStore?: boolean } = {},
 ): Promise<WsHarness> {
-  const store = createMemoryStore();
-  const hub = createWhisper({ store, ...hubOptions });
+  const store = hubOptions.store ?? createMemoryStore();
+  const hub = createWhisper({ ...hubOptions, store });
   const server = createServer((_req, res) => {
     res.writeHead(404).end();
   });
@@ -119,7 +120,7 @@ export async function startWsHarness(
       await adapter.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await store.close();
+      if (harnessOptions.closeStore !== false) await store.close();
     },
   };
 }

@@ -693,6 +693,22 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     await this.store.nodes.remove(this.nodeId).catch(() => undefined);
   }
 
+  /**
+   * Stops this node at once, the way a crash would: no heartbeat, no bus, connections cut,
+   * nothing cleaned up or told to anyone. The other nodes must cope (that is what it is for:
+   * failure tests). Use `close()` to stop a node properly.
+   */
+  async halt(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.heartbeat);
+    for (const s of this.sessions.values()) s.halt();
+    this.sessions.clear();
+    await this.ready.catch(() => undefined);
+    const unsub = this.unsubscribe;
+    this.unsubscribe = undefined;
+    if (unsub !== undefined) await unsub().catch(() => undefined);
+  }
+
   // ------------------------------------------------------------------------------------------
   // Internal: used by sessions.
 

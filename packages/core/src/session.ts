@@ -772,6 +772,17 @@ export class Session {
     await Promise.all([this.hub.store.sessions.delete(this.id), this.hub.store.mailbox.drain(this.id)]);
   }
 
+  /** The node halts (a crash, for tests): cut the connection, stop every timer, tell nobody. */
+  halt(): void {
+    this.clearGrace();
+    this.clearPartnerLost();
+    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    this.closed = true;
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.close(CloseCode.Internal, "node halted");
+  }
+
   /**
    * Hands the session to another node (it resumed there): stops timers and forgets it here
    * without ending it. Resolves the state to carry over once the mailbox is written.

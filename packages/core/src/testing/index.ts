@@ -1,3 +1,5 @@
+export type { ClusterHarness, ClusterNode } from "./cluster-suite.js";
+export { clusterConformance } from "./cluster-suite.js";
 export { storeConformance } from "./store-suite.js";
 export type { TestApi, TestFn } from "./test-api.js";
 export type {
