@@ -722,6 +722,19 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     this.messageCount++;
   }
 
+  private readonly idPrefix = randomId(6);
+  private idCounter = 0;
+
+  /**
+   * @internal A message id unique across nodes and restarts: a random per-process prefix and a
+   * counter (cheaper than fresh random bytes on the relay's hot path; message ids need not be
+   * secret).
+   */
+  nextMessageId(): string {
+    this.idCounter++;
+    return `${this.idPrefix}${this.idCounter.toString(36)}`;
+  }
+
   /** @internal */
   countError(code: ErrorCode, sessionId: string): void {
     this.errorCounts[code] = (this.errorCounts[code] ?? 0) + 1;

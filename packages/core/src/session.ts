@@ -1,7 +1,6 @@
 import type { Connection, Identity, Reply, SessionLink } from "./connection.js";
 import { CloseCode, WhisperError } from "./errors.js";
 import type { HubSettings, SessionInfo, WhisperHub } from "./hub.js";
-import { randomId } from "./ids.js";
 import type {
   BlockFrame,
   ClientFrame,
@@ -188,27 +187,17 @@ export class Session {
       this.persist();
     }
     this.armTokenExpiry();
-    const current = () => generation === this.generation && !this.closed;
-    return {
-      sessionId: this.id,
-      receiveText: (text) => {
-        if (current()) this.enqueue(text, undefined);
-      },
-      receive: (frame, reply) => {
-        if (current()) this.enqueue(frame, reply);
-      },
-      receiveBinary: () => {
-        if (current()) {
-          this.enqueue(
-            new FrameError("bad_request", "binary frames are not supported; send JSON text"),
-            undefined,
-          );
-        }
-      },
-      closed: (code) => {
-        if (current()) this.dropped(code);
-      },
-    };
+    return new Link(this, generation);
+  }
+
+  /** @internal A frame (or a binary-frame error) from the connection of `generation`. */
+  inbound(generation: number, input: unknown, reply: Reply | undefined): void {
+    if (generation === this.generation && !this.closed) this.enqueue(input, reply);
+  }
+
+  /** @internal The connection of `generation` closed. */
+  connectionClosed(generation: number, code: number | undefined): void {
+    if (generation === this.generation && !this.closed) this.dropped(code);
   }
 
   /** Another connection takes this session over: the old one is closed with 4001. */
@@ -557,7 +546,7 @@ export class Session {
     }
     this.strikes = 0;
     const ts = this.settings.now();
-    const messageId = randomId(9);
+    const messageId = this.hub.nextMessageId();
     const stored = await this.hub.store.rooms.append(
       roomId,
       { messageId, from: this.id, text: frame.text, ts },
@@ -757,6 +746,9 @@ export class Session {
    */
   async terminate(code: number | undefined, reason: string | undefined): Promise<void> {
     if (this.closed) return;
+    // Bump the generation first: an adapter may report the close synchronously, and that
+    // report must not be taken for a dropped connection.
+    this.generation++;
     if (reason !== undefined && code !== undefined) this.conn?.close(code, reason);
     this.clearGrace();
     if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
@@ -800,6 +792,32 @@ export class Session {
     return this.snapshot();
   }
 }
+
+/** The inbound side of one connection: shared methods, so an idle session costs little memory. */
+class Link implements SessionLink {
+  constructor(
+    private readonly session: Session,
+    private readonly generation: number,
+  ) {}
+  get sessionId(): string {
+    return this.session.id;
+  }
+  receiveText(text: string): void {
+    this.session.inbound(this.generation, text, undefined);
+  }
+  receive(frame: unknown, reply?: Reply): void {
+    this.session.inbound(this.generation, frame, reply);
+  }
+  receiveBinary(): void {
+    this.session.inbound(this.generation, BINARY, undefined);
+  }
+  closed(code?: number): void {
+    this.session.connectionClosed(this.generation, code);
+  }
+}
+
+/** The one error every binary frame gets. */
+const BINARY = new FrameError("bad_request", "binary frames are not supported; send JSON text");
 
 function withId<T extends ReplyFrame>(frame: T, id: string | undefined): T {
   if (id !== undefined) frame.id = id;

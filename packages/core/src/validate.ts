@@ -84,7 +84,7 @@ export function parseClientFrame(text: string, limits: ValidationLimits): Client
  * when usable, is kept in {@link FrameError.requestId}.
  */
 export function validateClientFrame(value: unknown, limits: ValidationLimits): ClientFrame {
-  if (!isPlainObject(value)) throw bad("a frame must be a JSON object with a string field `type`");
+  if (!isPlainObject(value)) throw bad("a request must be an object with a string field `type`");
   const rawId = value.id;
   let id: string | undefined;
   if (rawId !== undefined) {
