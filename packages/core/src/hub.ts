@@ -298,7 +298,11 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   readonly isTrustedProxy: (address: string) => boolean;
   private readonly originAllowed: (origin: string | undefined) => boolean;
   private unsubscribe: (() => Promise<void>) | undefined;
-  private readonly ready: Promise<void>;
+  private subscribed = false;
+  /** Nodes seen without a heartbeat, and since when. */
+  private readonly silentSince = new Map<string, number>();
+  private subscribing = false;
+  private ready: Promise<void>;
   private readonly heartbeat: NodeJS.Timeout;
   private closing = false;
   private storeObserver: StoreObserver | undefined;
@@ -364,13 +368,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       const set = new Set(origins);
       this.originAllowed = (origin) => origin === undefined || set.has(origin);
     }
-    this.ready = this.store.bus
-      .subscribe(this.nodeId, (msg) => this.onBus(msg))
-      .then((unsub) => {
-        this.unsubscribe = unsub;
-      });
-    // Surface a failed subscription through `admit`, never as an unhandled rejection.
-    this.ready.catch(() => undefined);
+    this.ready = this.subscribe();
     this.wireLogging();
     this.heartbeat = setInterval(() => {
       this.tick().catch((error) => this.emit("error", { error, sessionId: undefined }));
@@ -783,10 +781,16 @@ export class WhisperHub extends EventEmitter<HubEvents> {
 
   /** @internal Search for a partner of a session that was just put in the pool. */
   async match(me: PoolEntry, session: Session): Promise<void> {
+    const deferred = { later: false };
     const found = await searchAndClaim(this.store, me, this.settings.matchFilter, (entries) =>
-      this.liveEntries(entries),
+      this.liveEntries(entries, deferred),
     );
-    if (found === undefined) return;
+    if (found === undefined) {
+      // A candidate's node looked silent but is not confirmed dead: look again once it had
+      // time to heartbeat, so an eligible pair is not left waiting.
+      if (deferred.later) session.searchAgainLater(this.settings.nodeHeartbeatMs);
+      return;
+    }
     const { partner, distanceKm } = found;
     const roomId = randomId(12);
     const mine: RoomMember = { sessionId: me.sessionId, userId: me.userId, nodeId: me.nodeId, name: me.name };
@@ -824,19 +828,47 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   /**
    * Drops pool entries owned by dead nodes (they can never answer a match) and keeps the rest.
    */
-  private async liveEntries(entries: PoolEntry[]): Promise<PoolEntry[]> {
+  private async liveEntries(entries: PoolEntry[], deferred: { later: boolean }): Promise<PoolEntry[]> {
     const foreign = new Set<string>();
     for (const e of entries) if (e.nodeId !== this.nodeId) foreign.add(e.nodeId);
     if (foreign.size === 0) return entries;
-    const alive = await this.store.nodes.alive([...foreign]);
-    const dead = new Set([...foreign].filter((n) => !alive.has(n)));
-    if (dead.size === 0) return entries;
+    const dead = this.deadAmong(foreign, await this.store.nodes.alive([...foreign]));
+    if (dead.confirmed.size === 0 && dead.suspected.size === 0) return entries;
     const keep: PoolEntry[] = [];
     for (const e of entries) {
-      if (dead.has(e.nodeId)) await this.store.pool.remove(e.sessionId);
+      if (dead.confirmed.has(e.nodeId)) await this.store.pool.remove(e.sessionId);
+      else if (dead.suspected.has(e.nodeId)) deferred.later = true;
       else keep.push(e);
     }
     return keep;
+  }
+
+  /**
+   * Sorts nodes missing from `alive` into suspected (first seen silent) and confirmed (silent
+   * for at least a heartbeat interval since). A single miss is not death: after a store restart
+   * every node looks silent until its next heartbeat.
+   */
+  private deadAmong(
+    nodes: Iterable<string>,
+    alive: Set<string>,
+  ): { confirmed: Set<string>; suspected: Set<string> } {
+    const now = this.settings.now();
+    const confirmed = new Set<string>();
+    const suspected = new Set<string>();
+    for (const node of nodes) {
+      if (alive.has(node)) {
+        this.silentSince.delete(node);
+        continue;
+      }
+      const since = this.silentSince.get(node);
+      if (since === undefined) {
+        this.silentSince.set(node, now);
+        suspected.add(node);
+      } else if (now - since >= this.settings.nodeHeartbeatMs) confirmed.add(node);
+      else suspected.add(node);
+    }
+    if (this.silentSince.size > 10_000) this.silentSince.clear(); // bounded; rebuilt as needed
+    return { confirmed, suspected };
   }
 
   /**
@@ -922,9 +954,34 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     timer.unref();
   }
 
-  /** Heartbeat, and detection of partners whose node died. */
+  /** Subscribes this node to the bus. A failure surfaces through `admit` and is retried by `tick`. */
+  private subscribe(): Promise<void> {
+    const ready = this.store.bus
+      .subscribe(this.nodeId, (msg) => this.onBus(msg))
+      .then((unsub) => {
+        this.unsubscribe = unsub;
+        this.subscribed = true;
+      });
+    ready.catch((error) => this.emit("error", { error, sessionId: undefined }));
+    return ready;
+  }
+
+  /** Heartbeat, a retry of a failed bus subscription, and detection of partners whose node died. */
   private async tick(): Promise<void> {
     if (this.closing) return;
+    if (!this.subscribed && !this.subscribing) {
+      this.subscribing = true;
+      this.ready
+        .then(
+          () => undefined,
+          () => {
+            this.ready = this.subscribe();
+          },
+        )
+        .finally(() => {
+          this.subscribing = false;
+        });
+    }
     await this.store.nodes.heartbeat(this.nodeId, this.settings.nodeHeartbeatMs * 3);
     const watched = new Map<string, Session[]>();
     for (const s of this.sessions.values()) {
@@ -936,10 +993,8 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     }
     if (watched.size === 0) return;
     const alive = await this.store.nodes.alive([...watched.keys()]);
-    for (const [node, list] of watched) {
-      if (alive.has(node)) continue;
-      for (const s of list) s.partnerLost();
-    }
+    const dead = this.deadAmong(watched.keys(), alive);
+    for (const node of dead.confirmed) for (const s of watched.get(node) ?? []) s.partnerLost();
   }
 }
 

@@ -65,6 +65,8 @@ export class Session {
   private held: FrameMessage[] | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private partnerLostTimer: NodeJS.Timeout | undefined;
+  /** The room whose partner's node was seen dead (told once). */
+  private lostRoom: string | undefined;
   private tokenTimer: NodeJS.Timeout | undefined;
   /** The acks of the latest message ids, so that a resent message is not delivered twice. */
   private readonly recentAcks = new Map<string, { messageId: string; ts: number }>();
@@ -517,6 +519,18 @@ export class Session {
     if (this.logical === "waiting") await this.hub.match(entry, this);
   }
 
+  /** Runs the pool search again after `delayMs`, if the session is still waiting by then. */
+  searchAgainLater(delayMs: number): void {
+    const timer = setTimeout(() => {
+      this.schedule(async () => {
+        if (this.closed || this.conn === undefined || this.logical !== "waiting") return;
+        const entry = await this.hub.store.pool.get(this.id);
+        if (entry !== undefined) await this.hub.match(entry, this);
+      });
+    }, delayMs);
+    timer.unref();
+  }
+
   private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
     const seen = frame.id === undefined ? undefined : this.recentAcks.get(frame.id);
     if (seen !== undefined) {
@@ -705,10 +719,10 @@ export class Session {
   /** The partner's node stopped: tell the client, and end the room if it does not come back. */
   partnerLost(): void {
     const { partner, roomId } = this;
-    if (this.partnerLostTimer !== undefined || partner === undefined || roomId === undefined) return;
+    if (this.lostRoom === roomId || partner === undefined || roomId === undefined) return;
+    this.lostRoom = roomId;
     this.emitOrKeep({ type: "partner_away", roomId });
     this.partnerLostTimer = setTimeout(() => {
-      this.partnerLostTimer = undefined;
       if (this.roomId !== roomId || this.closed) return;
       this.run(this.hub.closeRoom(roomId, partner.sessionId, "disconnected"));
     }, this.settings.limits.resumeGraceMs);
@@ -723,6 +737,7 @@ export class Session {
   private clearPartnerLost(): void {
     if (this.partnerLostTimer !== undefined) clearTimeout(this.partnerLostTimer);
     this.partnerLostTimer = undefined;
+    this.lostRoom = undefined;
   }
 
   private answer(frame: ReplyFrame, reply: Reply | undefined): void {

@@ -299,7 +299,7 @@ export function storeConformance(
           [0, -180],
           [12, 34],
         ] as const) {
-          const ids = await candidateIds(lat, lng);
+          const ids = await candidateIds(lat, lng, 1e6);
           assert.ok(ids.includes(id("world")), `world missing at (${lat}, ${lng})`);
           assert.ok(ids.includes(id("huge")), `huge missing at (${lat}, ${lng})`);
         }

@@ -1,0 +1,63 @@
+import type { Store } from "@whisperchat/core";
+import { clusterConformance, transportConformance } from "@whisperchat/core/testing";
+import { createRedisStore } from "@whisperchat/store-redis";
+import { afterEach, beforeEach, describe, it } from "vitest";
+import { startWsHarness } from "../../adapter-ws/test/harness.js";
+import { connect, deleteUnder, describeRedis, testPrefix } from "./redis.js";
+
+/** A Redis store on its own client and key prefix; closing it also removes its keys. */
+function redisStore(): Store {
+  const client = connect();
+  const keyPrefix = testPrefix();
+  const store = createRedisStore({ client, keyPrefix });
+  return {
+    ...store,
+    pool: store.pool,
+    rooms: store.rooms,
+    exclusions: store.exclusions,
+    bus: store.bus,
+    limiter: store.limiter,
+    sessions: store.sessions,
+    mailbox: store.mailbox,
+    accounts: store.accounts,
+    bans: store.bans,
+    nodes: store.nodes,
+    async close() {
+      await store.close();
+      await deleteUnder(client, keyPrefix);
+      await client.quit();
+    },
+  };
+}
+
+describeRedis("hubs on the Redis store", () => {
+  // Several hubs in one test process, each with its own connections, on one Redis.
+  clusterConformance(
+    { describe, it, beforeEach, afterEach },
+    {
+      makeStore: async () => redisStore(),
+      startNode: async (store, options) => {
+        const h = await startWsHarness({ ...options, store }, {}, { closeStore: false });
+        return {
+          ...h,
+          async crash() {
+            await h.hub.halt();
+            for (const ws of h.adapter.wss.clients) ws.terminate();
+            await h.close();
+          },
+        };
+      },
+    },
+    { name: "adapter-ws on Redis: cluster conformance" },
+  );
+
+  // The whole protocol flow on one node whose state lives in Redis.
+  transportConformance(
+    { describe, it, beforeEach, afterEach },
+    (overrides) => startWsHarness({ ...overrides, store: redisStore() }),
+    {
+      name: "adapter-ws on Redis: transport conformance",
+      limits: { maxMessageChars: 1000, maxRangeKm: 20000, messageBurst: 10 },
+    },
+  );
+});

@@ -1,0 +1,131 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+function onPath(command: string): boolean {
+  return spawnSync(command, ["--version"]).status === 0;
+}
+
+/** Whether the tests can start private Redis servers (and clusters). */
+export const hasRedisServer = onPath("redis-server") && onPath("redis-cli");
+if (!hasRedisServer) {
+  const reason = "redis-server or redis-cli is not on PATH";
+  if (process.env.CI) throw new Error(`${reason}: the tests with private Redis servers must run under CI`);
+  console.warn(`${reason}: skipping the tests with private Redis servers`);
+}
+
+async function waitForPing(port: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null });
+    probe.on("error", () => {});
+    try {
+      await probe.connect();
+      await probe.ping();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      probe.disconnect();
+    }
+  }
+}
+
+/** A private, throwaway redis-server on `port` (nothing saved to disk). */
+export async function startRedis(port: number, args: readonly string[] = []): Promise<ChildProcess> {
+  const child = spawn("redis-server", ["--port", String(port), "--save", "", "--appendonly", "no", ...args], {
+    stdio: "ignore",
+  });
+  try {
+    await waitForPing(port);
+  } catch (error) {
+    await stopRedis(child);
+    throw error;
+  }
+  return child;
+}
+
+export async function stopRedis(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGKILL");
+  await exited;
+}
+
+/** A private Redis Cluster of three masters. */
+export interface TestCluster {
+  readonly ports: readonly number[];
+  stop(): Promise<void>;
+}
+
+export async function startCluster(): Promise<TestCluster> {
+  const dir = mkdtempSync(join(tmpdir(), "whisper-cluster-"));
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const children: ChildProcess[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(children.map(stopRedis));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (const port of ports) {
+      children.push(
+        await startRedis(port, [
+          "--cluster-enabled",
+          "yes",
+          "--cluster-port",
+          String(await freePort()),
+          "--cluster-config-file",
+          join(dir, `nodes-${port}.conf`),
+          "--dir",
+          dir,
+        ]),
+      );
+    }
+    const created = spawnSync(
+      "redis-cli",
+      [
+        "--cluster",
+        "create",
+        ...ports.map((p) => `127.0.0.1:${p}`),
+        "--cluster-replicas",
+        "0",
+        "--cluster-yes",
+      ],
+      { encoding: "utf8" },
+    );
+    if (created.status !== 0)
+      throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+    // Wait until every node sees the cluster as ok.
+    const deadline = Date.now() + 10_000;
+    for (const port of ports) {
+      for (;;) {
+        const info = spawnSync("redis-cli", ["-p", String(port), "cluster", "info"], {
+          encoding: "utf8",
+        }).stdout;
+        if (info.includes("cluster_state:ok")) break;
+        if (Date.now() > deadline) throw new Error(`cluster node ${port} is not ok: ${info}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { ports, stop };
+}
