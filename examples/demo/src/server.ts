@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
+import { attachSocketIo, type SocketIoAdapter } from "@whisperchat/adapter-socketio";
 import { attachWebSocket, type WebSocketAdapter } from "@whisperchat/adapter-ws";
 import {
   type Accounts,
@@ -19,6 +20,9 @@ import {
 } from "@whisperchat/core";
 import { type PrometheusMetrics, prometheusMetrics } from "@whisperchat/core/prometheus";
 import { createMemoryStore } from "@whisperchat/store-memory";
+import { createRedisStore } from "@whisperchat/store-redis";
+import { build } from "esbuild";
+import { Redis } from "ioredis";
 import { ConfigError, type DemoConfig } from "./config.js";
 
 /** A running demo server. */
@@ -27,6 +31,7 @@ export interface Demo {
   hub: WhisperHub;
   store: Store;
   adapter: WebSocketAdapter;
+  socketIo: SocketIoAdapter;
   jwt: JwtAuth;
   accounts: Accounts;
   metrics: PrometheusMetrics;
@@ -50,10 +55,75 @@ const SECURITY_HEADERS = {
   "Referrer-Policy": "no-referrer",
 };
 
+/**
+ * Bundles `@whisperchat/client` (from its TypeScript source) into one browser ES module, served
+ * as `/client.js`: no CDN, and no build step before `npm start`.
+ */
+async function buildClientBundle(): Promise<Uint8Array> {
+  const result = await build({
+    stdin: {
+      contents: 'export * from "@whisperchat/client";',
+      resolveDir: fileURLToPath(new URL(".", import.meta.url)),
+      loader: "js",
+      sourcefile: "client-entry.js",
+    },
+    conditions: ["@whisperchat/source"],
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    write: false,
+    logLevel: "silent",
+  });
+  const file = result.outputFiles[0];
+  if (file === undefined) throw new Error("esbuild produced no client bundle");
+  return file.contents;
+}
+
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" });
   res.end(text);
+}
+
+/**
+ * The store the settings ask for. With Redis, the demo owns the client: closing the store
+ * quits it too. A Redis that cannot be reached at start stops the demo with a clear message.
+ */
+async function openStore(config: DemoConfig, log: (line: string) => void): Promise<Store> {
+  if (config.store === "memory") return createMemoryStore();
+  const client = new Redis(config.redisUrl, {
+    maxRetriesPerRequest: 1,
+    commandTimeout: 2000,
+    lazyConnect: true,
+  });
+  client.on("error", (error: Error) => log(`whisperchat demo: Redis: ${error.message}`));
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    client.disconnect();
+    throw new ConfigError(
+      `cannot reach Redis at ${config.redisUrl} (${error instanceof Error ? error.message : String(error)}); start it or set REDIS_URL`,
+    );
+  }
+  const store = createRedisStore({ client, keyPrefix: config.keyPrefix });
+  return {
+    pool: store.pool,
+    rooms: store.rooms,
+    exclusions: store.exclusions,
+    bus: store.bus,
+    limiter: store.limiter,
+    sessions: store.sessions,
+    mailbox: store.mailbox,
+    accounts: store.accounts,
+    bans: store.bans,
+    nodes: store.nodes,
+    async close() {
+      await store.close();
+      await client.quit().catch(() => undefined);
+    },
+  };
 }
 
 /** The most a JSON request body may hold, in bytes. */
@@ -102,9 +172,6 @@ export async function startDemo(
   config: DemoConfig,
   log: (line: string) => void = console.warn,
 ): Promise<Demo> {
-  if (config.store !== "memory") {
-    throw new ConfigError("WHISPER_STORE=redis is not available in this version of the demo; use memory");
-  }
   let secret = config.jwtSecret;
   if (secret === undefined) {
     secret = randomBytes(32).toString("base64url");
@@ -112,8 +179,9 @@ export async function startDemo(
   } else if (Buffer.byteLength(secret) < 32) {
     throw new ConfigError("JWT_SECRET must be at least 32 bytes long (HS256)");
   }
+  const clientBundle = await buildClientBundle();
   const jwt = createJwtAuth({ secret });
-  const store = createMemoryStore();
+  const store = await openStore(config, log);
   const policy = rolePolicy({});
   const hub = createWhisper({
     store,
@@ -214,6 +282,15 @@ export async function startDemo(
       }
       return;
     }
+    if (path === "/client.js" && (req.method === "GET" || req.method === "HEAD")) {
+      res.writeHead(200, {
+        "Content-Type": "text/javascript; charset=utf-8",
+        "Cache-Control": "no-cache",
+        ...SECURITY_HEADERS,
+      });
+      res.end(req.method === "HEAD" ? undefined : clientBundle);
+      return;
+    }
     const asset = STATIC[path];
     if (asset !== undefined && (req.method === "GET" || req.method === "HEAD")) {
       const body = await readFile(PUBLIC + asset.file);
@@ -232,6 +309,8 @@ export async function startDemo(
     });
   });
   const adapter = attachWebSocket(hub, { server });
+  // Socket.IO at /socket.io/ on the same server and hub: ws and Socket.IO clients can be matched.
+  const socketIo = attachSocketIo(hub, { server });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => {
@@ -246,6 +325,7 @@ export async function startDemo(
     hub,
     store,
     adapter,
+    socketIo,
     jwt,
     accounts,
     metrics,
@@ -254,6 +334,7 @@ export async function startDemo(
       draining = true;
       server.close();
       await hub.close({ code: CloseCode.Restart, reason: "server restarting: reconnect" });
+      await socketIo.close();
       await adapter.close();
       server.closeAllConnections();
       metrics.close();

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { expectFrame } from "@whisperchat/core/testing";
+import { io as ioClient } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { wrapClient } from "../../../packages/adapter-ws/test/harness.js";
@@ -150,6 +151,35 @@ describe("demo server", () => {
     expect(await health.json()).toEqual({ ok: true });
     expect((await fetch(`${demo.url}/../package.json`)).status).toBe(404);
     expect((await fetch(`${demo.url}/nope`)).status).toBe(404);
+  });
+
+  it("serves Socket.IO at /socket.io/: a Socket.IO client and a ws client are matched and chat", async () => {
+    demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
+    const sio = ioClient(demo.url, { transports: ["websocket"], reconnection: false });
+    const sioFrames: { type: string; [k: string]: unknown }[] = [];
+    for (const type of ["welcome", "waiting", "matched", "message"]) {
+      sio.on(type, (payload: Record<string, unknown>) => sioFrames.push({ type, ...payload }));
+    }
+    const ws = wrapClient(new WebSocket(`${demo.url.replace("http", "ws")}/whisper`));
+    await expectFrame(ws, "welcome");
+    const until = async (check: () => boolean) => {
+      for (let i = 0; i < 300 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(check()).toBe(true);
+    };
+    await until(() => sioFrames.some((f) => f.type === "welcome"));
+    sio.emit("join", { location: { lat: 40.4168, lng: -3.7038 }, rangeKm: 5, name: "Sol" });
+    await until(() => sioFrames.some((f) => f.type === "waiting"));
+    ws.send({ type: "join", location: { lat: 40.42, lng: -3.7 }, rangeKm: 5, name: "Wes" });
+    await expectFrame(ws, "waiting");
+    expect((await expectFrame(ws, "matched")).partner.name).toBe("Sol");
+    ws.send({ type: "message", id: "1", text: "hola from ws" });
+    await expectFrame(ws, "ack");
+    await until(() => sioFrames.some((f) => f.type === "message" && f.text === "hola from ws"));
+    const ack = await sio.emitWithAck("message", { text: "hola from socket.io" });
+    expect(ack).toMatchObject({ ok: true, messageId: expect.any(String) });
+    expect((await expectFrame(ws, "message")).text).toBe("hola from socket.io");
+    sio.disconnect();
+    await ws.close();
   });
 
   it("applies the message rate settings", async () => {
