@@ -1,11 +1,11 @@
-// WhisperChat demo page: speaks the WebSocket transport of the wire protocol (PROTOCOL.md, section 2).
-// Plain ES module, no dependencies, no build step.
+// WhisperChat demo page, on the WhisperChat client SDK (@whisperchat/client), which the demo
+// server bundles and serves as /client.js. Plain ES module, no build step for the page itself.
 //
 // Rule for everything that comes from the network: it is put into the page with
 // textContent only, never innerHTML.
 
-const PROTOCOL_VERSION = 1;
-const SUBPROTOCOL = "whisperchat.v1";
+import { createClient, PROTOCOL_VERSION, webStorage } from "/client.js";
+
 const WS_PATH = "/whisper";
 
 /** Used until `welcome` tells us the server's real limits. */
@@ -27,9 +27,17 @@ const TYPING_REFRESH_MS = 2000;
 const TYPING_IDLE_MS = 3000;
 /** Hide the partner's typing indicator if no refresh arrives (a `false` may be dropped). */
 const TYPING_SHOW_MS = 6000;
-const PING_INTERVAL_MS = 25000;
-const WELCOME_TIMEOUT_MS = 15000;
 const ERROR_HIDE_MS = 9000;
+/** The chat log kept for a reload: at most this many lines. */
+const SAVED_LOG_LINES = 200;
+
+/** sessionStorage keys: per tab, so two tabs are two users, and a reload resumes its own tab. */
+const KEYS = {
+  resume: "whisperchat.resume",
+  account: "whisperchat.account",
+  mode: "whisperchat.mode",
+  page: "whisperchat.page",
+};
 
 const CITIES = [
   { id: "paris", name: "Paris", lat: 48.8566, lng: 2.3522 },
@@ -57,6 +65,13 @@ const ERROR_TEXT = {
   forbidden: "You're not allowed to do that.",
   unauthorized: "Your sign-in wasn't accepted. Please sign in again.",
   internal: "Something went wrong on the server. Please try again.",
+  // raised by the client SDK itself
+  timeout: "The server didn't answer in time. Please try again.",
+  not_connected: "You're not connected right now. Wait for the connection to come back, then try again.",
+  connection_lost: "The connection dropped before the server answered. Please try again.",
+  session_lost: "That wasn't delivered: your chat ended while you were offline.",
+  connect_failed: "Couldn't reach the chat server.",
+  closed: "The connection is closed.",
 };
 
 const CLOSE_TEXT = {
@@ -68,8 +83,8 @@ const CLOSE_TEXT = {
   1009: "The server closed the connection because a message was too large.",
   1011: "The server ran into an internal error.",
   1012: "The server is restarting. Try reconnecting in a moment.",
-  4001: "This session was taken over by another tab or window.",
-  4401: "Your session expired.",
+  4001: "This chat continued in another tab or window.",
+  4401: "Your sign-in expired. Sign in again to keep chatting.",
 };
 
 const PARTNER_LEFT_TEXT = {
@@ -89,13 +104,28 @@ const $ = (id) => {
 
 const ui = {
   card: $("card"),
+  main: $("main"),
   status: $("status"),
   error: $("error"),
   errorText: $("error-text"),
   errorClose: $("error-close"),
+  reconnecting: $("reconnecting"),
+  reconnectingText: $("reconnecting-text"),
+  // account
+  viewAccount: $("view-account"),
+  accountForm: $("account-form"),
+  accountName: $("account-name"),
+  accountPassword: $("account-password"),
+  accountError: $("account-error"),
+  signIn: $("sign-in"),
+  signUp: $("sign-up"),
+  guest: $("guest"),
   // setup
   viewSetup: $("view-setup"),
+  accountBarText: $("account-bar-text"),
+  accountSwitch: $("account-switch"),
   form: $("setup-form"),
+  nameField: $("name-field"),
   name: $("name"),
   nameHint: $("name-hint"),
   nameError: $("name-error"),
@@ -124,6 +154,7 @@ const ui = {
   disconnectedReason: $("disconnected-reason"),
   disconnectedDetail: $("disconnected-detail"),
   reconnect: $("reconnect"),
+  disconnectedSignIn: $("disconnected-sign-in"),
   // chat
   viewChat: $("view-chat"),
   partnerAvatar: $("partner-avatar"),
@@ -156,20 +187,23 @@ const ui = {
 // State
 
 /**
- * @typedef {"connecting" | "idle" | "waiting" | "matched" | "ended" | "disconnected"} ViewState
+ * @typedef {"account" | "connecting" | "idle" | "waiting" | "matched" | "ended" | "disconnected"} ViewState
  */
 
 const app = {
   /** @type {ViewState} */
   state: "connecting",
-  /** @type {WebSocket | null} */
-  ws: null,
+  /** The SDK client, made once the user chose guest or an account. */
+  client: null,
+  /** The client's connection state: "connecting" | "open" | "reconnecting" | "closed". */
+  conn: "closed",
+  /** The reconnect attempt under way, for the "reconnecting" notice. */
+  reconnectAttempt: 0,
   limits: { ...DEFAULT_LIMITS },
   /** @type {{userId: string, name: string} | null} */
   user: null,
-  sessionId: null,
-  /** Kept for the later automatic reconnect-with-resume (PROTOCOL.md section 5). */
-  resumeToken: null,
+  /** The signed-in account: {token, expiresAt, userId, name}; null for a guest. */
+  account: null,
   /** The last join parameters we sent: {location: {lat, lng}, rangeKm, name?}. */
   lastJoin: null,
   /** The current or last room: {roomId, partner: {name, distanceKm}, open, away}. */
@@ -178,25 +212,46 @@ const app = {
   waitingSince: 0,
   /** The action in flight that the UI waits for ("join" | "next" | "block"), or null. */
   busy: null,
-  /** Requests that may get a reply, by id: {type, seq, ...}. */
-  pending: new Map(),
-  /** Sequence number of every request sent on this connection. */
-  seq: 0,
-  /** Sequence number of the last `leave`; replies to earlier requests are stale. */
-  lastLeaveSeq: 0,
-  /** `leave` requests not yet acknowledged; a `matched` meanwhile is for a room we're leaving. */
+  /** Bumped by every `leave`: replies to requests sent before it are stale. */
+  epoch: 0,
+  /** `leave` requests not yet answered; a `matched` meanwhile is for a room we're leaving. */
   leavesInFlight: 0,
   rateLimitedUntil: 0,
-  /** Why the connection closed, for the disconnected view. */
+  /** Why the connection closed, for the disconnected view: {text, detail, signIn}. */
   disconnect: null,
+  /** The conversation, kept so a reload can show it again: [{kind, text, ts, id?, status?}]. */
+  log: [],
 };
 
-/** For browser tests: kept up to date on every state or socket change. */
-const testHook = { state: app.state, ws: app.ws };
+/** For browser tests: kept up to date on every state change. */
+const testHook = { state: app.state, conn: app.conn, client: null };
 window.whisperDemo = testHook;
 
-let requestCounter = 0;
-const nextRequestId = () => `r${++requestCounter}`;
+const storage = {
+  get(key) {
+    try {
+      const raw = sessionStorage.getItem(key);
+      return raw === null ? null : JSON.parse(raw);
+    } catch {
+      return null;
+    }
+  },
+  set(key, value) {
+    try {
+      if (value === null || value === undefined) sessionStorage.removeItem(key);
+      else sessionStorage.setItem(key, JSON.stringify(value));
+    } catch {
+      // storage disabled or full: a reload starts over, the rest works
+    }
+  },
+};
+
+/** A message id of our own, so a message can be sent again (after a reload) without a duplicate. */
+const newMessageId = () => {
+  const bytes = new Uint8Array(9);
+  crypto.getRandomValues(bytes);
+  return `m-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+};
 
 // ------------------------------------------------------------------------------------------
 // Small helpers
@@ -359,192 +414,76 @@ function describeError(frame) {
 }
 
 // ------------------------------------------------------------------------------------------
-// Connection
+// Connection (the SDK reconnects and resumes by itself; this is what the page shows of it)
 
-function socketUrl({ resume } = {}) {
+function socketUrl() {
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-  const url = new URL(`${scheme}//${window.location.host}${WS_PATH}`);
-  if (resume) url.searchParams.set("resume", resume);
-  return url.toString();
+  return `${scheme}//${window.location.host}${WS_PATH}`;
 }
 
-let pingTimer = 0;
-let welcomeTimer = 0;
-/** Set by the Reconnect button, whose view disappears: put keyboard focus somewhere useful. */
+/** Set by buttons whose view disappears on connect: put keyboard focus somewhere useful. */
 let focusFindAfterWelcome = false;
 
-/**
- * Opens a connection. Today it always starts a fresh session; `resume` is where automatic
- * reconnect-with-resume will plug in (pass app.resumeToken after an unexpected close).
- */
-function connect({ resume } = {}) {
-  closeSocket();
-  app.pending.clear();
-  app.leavesInFlight = 0;
-  app.lastLeaveSeq = 0;
-  app.busy = null;
+function makeClient() {
+  const client = createClient({
+    url: socketUrl(),
+    // Called before every connection attempt and before the token expires (a guest has none).
+    getToken: () => app.account?.token,
+    // A reload of this tab takes the session back.
+    resumeStorage: webStorage(sessionStorage, KEYS.resume),
+  });
+  client.on("state", ({ state }) => {
+    app.conn = state;
+    testHook.conn = state;
+    if (state === "open") app.reconnectAttempt = 0;
+    render();
+  });
+  client.on("reconnecting", ({ attempt }) => {
+    app.reconnectAttempt = attempt;
+    render();
+  });
+  client.on("welcome", onWelcome);
+  client.on("resumed", onResumed);
+  client.on("sessionLost", onSessionLost);
+  client.on("disconnected", onDisconnected);
+  client.on("matched", onMatched);
+  client.on("message", onMessage);
+  client.on("typing", onTyping);
+  client.on("partner_away", (frame) => onPartnerAway(frame, true));
+  client.on("partner_back", (frame) => onPartnerAway(frame, false));
+  client.on("partner_left", onPartnerLeft);
+  // Errors that answer a request reject its promise; only the others are shown from here.
+  client.on("error", (frame) => {
+    if (frame.id === undefined) showError(describeError(frame), { code: frame.code });
+  });
+  return client;
+}
+
+/** Connects (resuming the tab's session when there is one to resume). */
+async function connect() {
+  app.client ??= makeClient();
+  testHook.client = app.client;
   app.disconnect = null;
-
-  let ws;
+  if (app.state !== "connecting") setState("connecting");
   try {
-    ws = new WebSocket(socketUrl({ resume }), [SUBPROTOCOL]);
-  } catch (err) {
-    console.error("WebSocket failed to start", err);
-    onSocketClosed({ code: 1006, reason: "", opened: false });
-    return;
-  }
-  app.ws = ws;
-  testHook.ws = ws;
-  let opened = false;
-
-  ws.addEventListener("open", () => {
-    if (app.ws !== ws) return;
-    opened = true;
-    clearTimeout(welcomeTimer);
-    welcomeTimer = window.setTimeout(() => {
-      if (app.ws === ws && app.state === "connecting") {
-        app.disconnect = { text: "The server didn't answer. It may be overloaded." };
-        ws.close(1000);
-        onSocketClosed({ code: 1000, reason: "", opened: true, handled: true });
-      }
-    }, WELCOME_TIMEOUT_MS);
-  });
-
-  ws.addEventListener("message", (event) => {
-    if (app.ws !== ws) return;
-    if (typeof event.data !== "string") return;
-    let frame;
-    try {
-      frame = JSON.parse(event.data);
-    } catch {
-      console.warn("ignored a frame that is not JSON");
-      return;
-    }
-    if (!frame || typeof frame !== "object" || typeof frame.type !== "string") return;
-    handleFrame(frame);
-  });
-
-  ws.addEventListener("close", (event) => {
-    if (app.ws !== ws) return;
-    onSocketClosed({ code: event.code, reason: event.reason, opened });
-  });
-
-  setState("connecting");
-}
-
-function closeSocket() {
-  clearInterval(pingTimer);
-  clearTimeout(welcomeTimer);
-  const ws = app.ws;
-  app.ws = null;
-  testHook.ws = null;
-  if (ws && ws.readyState <= WebSocket.OPEN) {
-    try {
-      ws.close(1000);
-    } catch {
-      // already closing
-    }
-  }
-}
-
-function onSocketClosed({ code, reason, opened, handled = false }) {
-  clearInterval(pingTimer);
-  clearTimeout(welcomeTimer);
-  app.ws = null;
-  testHook.ws = null;
-  stopTyping({ notify: false });
-  hidePartnerTyping();
-  // Whatever was in flight is lost with this connection.
-  for (const el of ui.log.querySelectorAll('.msg[data-status="sending"]')) {
-    setMessageStatus(el, "failed", "Not sent");
-  }
-  app.pending.clear();
-  app.leavesInFlight = 0;
-  app.busy = null;
-  if (app.room) app.room.open = false;
-
-  // A later feature: on 1006/1012 with app.resumeToken and a resume grace > 0, call
-  // connect({ resume: app.resumeToken }) with backoff here instead of giving up.
-  if (!handled || !app.disconnect) {
-    let text;
-    if (!opened) {
-      text =
-        "Couldn't connect to the chat server. It may be offline, busy, or refusing new connections right now.";
-    } else {
-      text = CLOSE_TEXT[code] ?? `The connection closed unexpectedly (code ${code}).`;
-    }
-    app.disconnect = { text, detail: typeof reason === "string" ? reason.trim() : "" };
-  }
-  setState("disconnected");
-}
-
-function send(frame) {
-  const ws = app.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-  ws.send(JSON.stringify(frame));
-  return true;
-}
-
-/** Sends a request with an id and remembers it until its reply. Returns the id, or null. */
-function request(type, fields = {}, extra = {}) {
-  const id = nextRequestId();
-  const seq = ++app.seq;
-  if (!send({ type, id, ...fields })) {
-    showError("You're not connected. Reconnect and try again.");
-    return null;
-  }
-  app.pending.set(id, { type, seq, ...extra });
-  if (type === "leave") {
-    app.lastLeaveSeq = seq;
-    app.leavesInFlight++;
-  }
-  return id;
-}
-
-/** Removes and returns the request a reply answers, if we know it. */
-function takeRequest(frame) {
-  if (typeof frame.id !== "string") return null;
-  const req = app.pending.get(frame.id) ?? null;
-  app.pending.delete(frame.id);
-  if (req?.type === "leave") app.leavesInFlight = Math.max(0, app.leavesInFlight - 1);
-  return req;
-}
-
-// ------------------------------------------------------------------------------------------
-// Incoming frames
-
-function handleFrame(frame) {
-  switch (frame.type) {
-    case "welcome":
-      return onWelcome(frame);
-    case "waiting":
-      return onWaiting(frame);
-    case "matched":
-      return onMatched(frame);
-    case "message":
-      return onMessage(frame);
-    case "ack":
-      return onAck(frame);
-    case "typing":
-      return onTyping(frame);
-    case "partner_away":
-      return onPartnerAway(frame, true);
-    case "partner_back":
-      return onPartnerAway(frame, false);
-    case "partner_left":
-      return onPartnerLeft(frame);
-    case "error":
-      return onError(frame);
-    case "pong":
-      takeRequest(frame);
-      return;
-    default:
-      console.warn("ignored an unknown frame type", frame.type);
+    await app.client.connect();
+  } catch (error) {
+    if (app.client?.state === "open") return;
+    const signIn = !app.account;
+    app.disconnect = {
+      text:
+        error?.code === "timeout"
+          ? "The server didn't answer. It may be overloaded."
+          : "Couldn't connect to the chat server. It may be offline or busy — or it only lets signed-in users in.",
+      detail: "",
+      signIn,
+    };
+    setState("disconnected");
+    ui.reconnect.focus();
   }
 }
 
 function onWelcome(frame) {
-  clearTimeout(welcomeTimer);
   if (frame.protocol !== PROTOCOL_VERSION) {
     showError(
       `This page speaks protocol version ${PROTOCOL_VERSION}, but the server speaks version ${String(frame.protocol)}. Some things may not work.`,
@@ -557,47 +496,80 @@ function onWelcome(frame) {
     app.limits[key] = typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : DEFAULT_LIMITS[key];
   }
   app.user = frame.user && typeof frame.user === "object" ? frame.user : null;
-  app.sessionId = typeof frame.sessionId === "string" ? frame.sessionId : null;
-  app.resumeToken = typeof frame.resumeToken === "string" ? frame.resumeToken : null;
   bucket.tokens = app.limits.messageBurst;
   bucket.at = Date.now();
   applyLimits();
-
-  clearInterval(pingTimer);
-  pingTimer = window.setInterval(() => request("ping"), PING_INTERVAL_MS);
-
-  // A resumed session would keep its state and replay missed frames; this page only
-  // starts fresh sessions for now, so a welcome always means "idle, nothing going on".
-  if (!frame.resumed) {
-    app.room = null;
-    clearLog();
-  }
+  renderAccount();
+  if (frame.resumed) return; // onResumed restores what the page showed
+  // A fresh session: nothing going on.
+  app.room = null;
+  app.busy = null;
+  clearLog();
   setState("idle");
   if (focusFindAfterWelcome) ui.find.focus();
   focusFindAfterWelcome = false;
 }
 
-function onWaiting(frame) {
-  const req = takeRequest(frame);
-  if (req && req.seq < app.lastLeaveSeq) return; // answered a request we have since undone
-  if (!req && app.state !== "waiting" && app.state !== "idle") return;
-  if (app.state === "matched" && (!req || req.type === "join")) return;
-  if (app.busy && req && req.type === app.busy) app.busy = null;
-  if (!req) app.busy = null;
-
-  if (app.state !== "waiting") {
-    const since = Number(frame.since);
-    const age = Date.now() - since;
-    app.waitingSince = Number.isFinite(age) && age >= 0 && age < 6 * 3600 * 1000 ? since : Date.now();
-    if (app.room) app.room.open = false;
-    closeBlockConfirm();
-    stopTyping({ notify: false });
-    setState("waiting");
-    if (!ui.viewWaiting.contains(document.activeElement)) ui.cancel.focus();
-  } else {
-    render();
+/**
+ * The session came back. After a drop, the page still shows everything: the SDK sends our
+ * unacknowledged messages again and the server replays what we missed. After a reload, the page
+ * restores what it showed from sessionStorage and sends again the messages it had not seen
+ * acknowledged (the server drops those it already had, by id).
+ */
+function onResumed() {
+  hideError();
+  if (app.state === "connecting") {
+    // A reload: show again what the page showed.
+    const saved = storage.get(KEYS.page);
+    if (saved && typeof saved === "object") restorePage(saved);
+    else setState("idle");
+    return;
   }
+  if (app.state === "matched") addSystem("You're back online.");
+  render();
 }
+
+function onSessionLost() {
+  const wasChatting = app.state === "matched" || app.state === "waiting";
+  app.room = null;
+  app.busy = null;
+  clearLog();
+  storage.set(KEYS.page, null);
+  setState("idle");
+  showError(
+    wasChatting
+      ? "You were offline for too long, so your chat ended. Find someone new when you're ready."
+      : "Your previous session had ended. You're connected again.",
+    { sticky: true, code: "session_lost" },
+  );
+  ui.find.focus();
+}
+
+function onDisconnected({ code, reason, willReconnect }) {
+  stopTyping({ notify: false });
+  hidePartnerTyping();
+  if (willReconnect) {
+    render();
+    return;
+  }
+  for (const el of ui.log.querySelectorAll('.msg[data-status="sending"]')) {
+    setMessageStatus(el, "failed", "Not sent");
+  }
+  app.busy = null;
+  if (app.room) app.room.open = false;
+  app.disconnect = {
+    text: CLOSE_TEXT[code] ?? `The connection closed unexpectedly (code ${code}).`,
+    detail: typeof reason === "string" ? reason.trim() : "",
+    signIn: code === 4401,
+  };
+  if (code === 4401) signOut({ quiet: true });
+  storage.set(KEYS.page, null);
+  setState("disconnected");
+  ui.reconnect.focus();
+}
+
+// ------------------------------------------------------------------------------------------
+// Incoming frames
 
 function onMatched(frame) {
   // A match made just before the server saw our `leave`: the server closes that room itself.
@@ -638,14 +610,6 @@ function onMessage(frame) {
   notifyIfHidden(`New message from ${partnerName()}`);
 }
 
-function onAck(frame) {
-  const req = takeRequest(frame);
-  if (!req) return;
-  if (req.type === "message" && req.el) {
-    setMessageStatus(req.el, "sent", "", Number(frame.ts));
-  }
-}
-
 let partnerTypingTimer = 0;
 
 function onTyping(frame) {
@@ -676,6 +640,7 @@ function onPartnerAway(frame, away) {
   } else {
     addSystem(`${partnerName()} is back.`);
   }
+  savePage();
   render();
 }
 
@@ -686,35 +651,76 @@ function onPartnerLeft(frame) {
   notifyIfHidden(reason);
 }
 
-function onError(frame) {
-  const req = takeRequest(frame);
-  const code = typeof frame.code === "string" ? frame.code : "";
-  if (frame.message) console.info(`server error ${code}: ${frame.message}`);
-
-  if (req?.type === "ping") return;
+/** A request was refused or failed: say why, in words, with the retry time when there is one. */
+function onRequestError(type, error) {
+  const code = typeof error?.code === "string" ? error.code : "";
+  if (error?.message) console.info(`${type} failed: ${code}: ${error.message}`);
   // A radius change that raced with a match: harmless, the match wins.
-  if (req?.type === "join" && code === "in_room" && app.state === "matched") return;
-
+  if (type === "join" && code === "in_room" && app.state === "matched") return;
   if (code === "rate_limited") {
-    startRateLimit(Number(frame.retryAfterMs));
+    startRateLimit(Number(error.retryAfterMs));
+  } else if (code === "connection_lost" && (type === "next" || type === "block")) {
+    showError("The connection dropped while that was being sent. If nothing changes, try again.");
   } else {
-    showError(describeError(frame), { code });
+    showError(describeError(error), { code });
   }
-
-  if (req) {
-    if (req.type === "message" && req.el) setMessageStatus(req.el, "failed", "Not sent");
-    if (app.busy === req.type) app.busy = null;
-    if (req.type === "join" && app.state === "idle") {
-      if (code === "invalid_location") {
-        setFieldError(ui.lat, ui.latError, "Check the latitude and longitude.");
-        ui.lat.focus();
-      } else if (code === "invalid_range") {
-        setFieldError(ui.range, ui.rangeError, describeError(frame));
-        ui.range.focus();
-      }
+  if (app.busy === type) app.busy = null;
+  if (type === "join" && app.state === "idle") {
+    if (code === "invalid_location") {
+      setFieldError(ui.lat, ui.latError, "Check the latitude and longitude.");
+      ui.lat.focus();
+    } else if (code === "invalid_range") {
+      setFieldError(ui.range, ui.rangeError, describeError(error));
+      ui.range.focus();
     }
   }
   render();
+}
+
+// ------------------------------------------------------------------------------------------
+// Saving and restoring the page (a reload resumes the session: see onResumed)
+
+function savePage() {
+  const s = app.state;
+  if (s !== "idle" && s !== "waiting" && s !== "matched" && s !== "ended") return;
+  storage.set(KEYS.page, {
+    state: s,
+    room: app.room,
+    lastJoin: app.lastJoin,
+    waitingSince: app.waitingSince,
+    log: app.log.slice(-SAVED_LOG_LINES),
+  });
+}
+
+function restorePage(saved) {
+  const state = ["idle", "waiting", "matched", "ended"].includes(saved.state) ? saved.state : "idle";
+  app.room = saved.room && typeof saved.room === "object" ? saved.room : null;
+  app.lastJoin = saved.lastJoin && typeof saved.lastJoin === "object" ? saved.lastJoin : null;
+  app.waitingSince = Number(saved.waitingSince) || Date.now();
+  if (app.lastJoin) setRangeInputs(app.lastJoin.rangeKm);
+  clearLog();
+  const lines = Array.isArray(saved.log) ? saved.log : [];
+  const unsent = [];
+  for (const line of lines) {
+    if (line?.kind === "sys") addSystem(line.text, { ts: line.ts });
+    else if (line?.kind === "own" || line?.kind === "partner") {
+      const el = addMessage({
+        from: line.kind,
+        text: line.text,
+        ts: line.ts,
+        status: line.status,
+        id: line.id,
+      });
+      if (line.kind === "own" && line.status === "sending") unsent.push(el);
+    }
+  }
+  if (state === "ended") ui.endedText.textContent = "This chat has ended.";
+  if ((state === "matched" || state === "ended") && !app.room) {
+    setState("idle");
+    return;
+  }
+  setState(state);
+  for (const el of unsent) deliver(el);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -722,6 +728,7 @@ function onError(frame) {
 
 function clearLog() {
   ui.log.replaceChildren();
+  app.log = [];
   logPinned = true;
 }
 
@@ -737,25 +744,27 @@ function scrollLogToEnd(force = false) {
   autoScrollTop = ui.log.scrollTop;
 }
 
-function addSystem(text) {
+function addSystem(text, { ts = Date.now() } = {}) {
   const el = document.createElement("div");
   el.className = "sys";
   const span = document.createElement("span");
   span.textContent = text;
   const time = document.createElement("time");
   time.className = "sys-time";
-  time.textContent = formatTime(Date.now());
+  time.textContent = formatTime(ts);
   el.append(span, time);
   ui.log.append(el);
+  app.log.push({ kind: "sys", text, ts });
   scrollLogToEnd(true);
+  savePage();
   return el;
 }
 
 /**
  * Adds a chat bubble. `from` is "own" or "partner". Own messages start as "sending…" and
- * become "sent" on `ack`.
+ * become "sent" on `ack`; they carry their message id, so they can be sent again safely.
  */
-function addMessage({ from, text, ts, status = "sent" }) {
+function addMessage({ from, text, ts, status = "sent", id }) {
   const el = document.createElement("div");
   el.className = `msg msg-${from}`;
   el.dataset.status = status;
@@ -780,6 +789,14 @@ function addMessage({ from, text, ts, status = "sent" }) {
     meta.append(state);
   }
   el.append(bubble, meta);
+  const line = { kind: from, text, ts, status };
+  if (from === "own") {
+    line.id = id ?? newMessageId();
+    el.dataset.messageId = line.id;
+    el.dataset.text = text;
+  }
+  lines.set(el, line);
+  app.log.push(line);
   if (from === "own") setMessageStatus(el, status, status === "sending" ? "sending…" : "");
 
   // Consecutive messages from the same side in the same minute share one timestamp.
@@ -794,11 +811,20 @@ function addMessage({ from, text, ts, status = "sent" }) {
 
   ui.log.append(el);
   scrollLogToEnd(from === "own");
+  savePage();
   return el;
 }
 
+/** Each bubble's entry in app.log, to keep its status for a reload. */
+const lines = new WeakMap();
+
 function setMessageStatus(el, status, label, ts) {
   el.dataset.status = status;
+  const line = lines.get(el);
+  if (line) {
+    line.status = status;
+    if (Number.isFinite(ts)) line.ts = ts;
+  }
   const state = el.querySelector(".msg-state");
   if (state) {
     state.textContent = label ? `· ${label}` : "";
@@ -813,14 +839,16 @@ function setMessageStatus(el, status, label, ts) {
   }
   const oldRetry = el.querySelector(".link-btn");
   if (oldRetry) oldRetry.remove();
-  if (status === "failed" && app.state === "matched" && app.ws) {
+  if (status === "failed" && app.state === "matched") {
     const retry = document.createElement("button");
     retry.type = "button";
     retry.className = "link-btn";
     retry.textContent = "Retry";
+    retry.setAttribute("aria-label", "Retry sending this message");
     retry.addEventListener("click", () => retryMessage(el));
     el.querySelector(".msg-meta")?.append(retry);
   }
+  savePage();
 }
 
 // ------------------------------------------------------------------------------------------
@@ -830,8 +858,15 @@ function composerText() {
   return ui.message.value.trim();
 }
 
+/** Whether the composer may send: in an open room, connected or about to resume. */
+function canCompose() {
+  return (
+    app.state === "matched" && app.room?.open === true && (app.conn === "open" || app.conn === "reconnecting")
+  );
+}
+
 function sendMessage() {
-  if (app.state !== "matched" || !app.room?.open) return;
+  if (!canCompose()) return;
   const text = composerText();
   if (!text) return;
   if (isRateLimited()) {
@@ -842,10 +877,6 @@ function sendMessage() {
     showError(`Messages can be at most ${app.limits.maxMessageChars} characters.`);
     return;
   }
-  if (!fitsPayload({ type: "message", id: "r000000", text })) {
-    showError("That message is too large to send.");
-    return;
-  }
   const waitMs = takeMessageToken();
   if (waitMs > 0) {
     startRateLimit(waitMs);
@@ -853,40 +884,51 @@ function sendMessage() {
   }
   stopTyping({ notify: true });
   const el = addMessage({ from: "own", text, ts: Date.now(), status: "sending" });
-  el.dataset.text = text;
-  const id = request("message", { text }, { el });
-  if (id) el.dataset.requestId = id;
-  else setMessageStatus(el, "failed", "Not sent");
+  deliver(el);
   ui.message.value = "";
   renderComposer();
   ui.message.focus();
 }
 
+/**
+ * Sends an own message by its id. While the connection is down the SDK keeps it and sends it
+ * after the resume; sending an id again never makes a duplicate (the server remembers ids).
+ */
+function deliver(el) {
+  const text = el.dataset.text;
+  const id = el.dataset.messageId;
+  if (!text || !id || !app.client) return;
+  setMessageStatus(el, "sending", "sending…");
+  app.client.send(text, { id }).then(
+    (ack) => setMessageStatus(el, "sent", "", Number(ack.ts)),
+    (error) => {
+      setMessageStatus(el, "failed", "Not sent");
+      if (error?.code === "rate_limited") startRateLimit(Number(error.retryAfterMs));
+      else if (error?.code !== "closed") showError(describeError(error), { code: error?.code ?? "" });
+    },
+  );
+}
+
 function retryMessage(el) {
-  if (app.state !== "matched" || isRateLimited()) {
+  if (!canCompose() || isRateLimited()) {
     if (isRateLimited()) startRateLimit(app.rateLimitedUntil - Date.now());
     return;
   }
-  const text = el.dataset.text;
-  if (!text) return;
   const waitMs = takeMessageToken();
   if (waitMs > 0) {
     startRateLimit(waitMs);
     return;
   }
-  setMessageStatus(el, "sending", "sending…");
-  const id = request("message", { text }, { el });
-  if (!id) setMessageStatus(el, "failed", "Not sent");
   // keep it at the end of the conversation, where it now belongs in time
   ui.log.append(el);
+  const line = lines.get(el);
+  if (line) {
+    app.log.splice(app.log.indexOf(line), 1);
+    app.log.push(line);
+  }
+  deliver(el);
   scrollLogToEnd(true);
   ui.message.focus();
-}
-
-function fitsPayload(frame) {
-  const max = app.limits.maxPayloadBytes;
-  if (!max) return true;
-  return new TextEncoder().encode(JSON.stringify(frame)).length <= max;
 }
 
 let typingActive = false;
@@ -902,7 +944,7 @@ function onComposerInput() {
   }
   const now = Date.now();
   if (now - typingSentAt >= TYPING_REFRESH_MS) {
-    if (send({ type: "typing", active: true })) {
+    if (app.client?.typing(true)) {
       typingActive = true;
       typingSentAt = now;
     }
@@ -915,7 +957,8 @@ function stopTyping({ notify }) {
   clearTimeout(typingIdleTimer);
   if (!typingActive) return;
   typingActive = false;
-  if (notify && app.state === "matched") send({ type: "typing", active: false });
+  typingSentAt = 0;
+  if (notify && app.state === "matched") app.client?.typing(false);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -935,21 +978,66 @@ function endChat(reasonText) {
   ui.findAgain.focus();
 }
 
+/** Enters the waiting view after a `waiting` reply. */
+function enterWaiting(frame) {
+  const since = Number(frame.since);
+  const age = Date.now() - since;
+  app.waitingSince = Number.isFinite(age) && age >= 0 && age < 6 * 3600 * 1000 ? since : Date.now();
+  if (app.room) app.room.open = false;
+  closeBlockConfirm();
+  stopTyping({ notify: false });
+  setState("waiting");
+  if (!ui.viewWaiting.contains(document.activeElement)) ui.cancel.focus();
+}
+
+/**
+ * Sends `next` or `block` (from a room) or `next` (after a chat ended): the reply is `waiting`.
+ * A reply that comes after a later `leave`, or after a new match, is stale.
+ */
+function rejoin(type, request) {
+  const epoch = app.epoch;
+  app.busy = type === "block" ? "block" : "next";
+  stopTyping({ notify: false });
+  render();
+  request().then(
+    (frame) => {
+      if (epoch !== app.epoch) return;
+      if (app.busy === "next" || app.busy === "block") app.busy = null;
+      if (app.state === "matched" || app.state === "ended") enterWaiting(frame);
+      else render();
+    },
+    (error) => {
+      if (epoch !== app.epoch) return;
+      onRequestError(type, error);
+    },
+  );
+}
+
 function onNext() {
-  if (app.state !== "matched" || app.busy) return;
-  if (request("next")) {
-    app.busy = "next";
-    stopTyping({ notify: false });
-    render();
-  }
+  if (app.state !== "matched" || app.busy || app.conn !== "open") return;
+  rejoin("next", () => app.client.next());
+}
+
+/** Sends `leave`; a `matched` that arrives before its reply is for a room the server closes. */
+function sendLeave() {
+  app.epoch++;
+  app.leavesInFlight++;
+  app.client.leave().then(
+    () => {
+      app.leavesInFlight = Math.max(0, app.leavesInFlight - 1);
+    },
+    (error) => {
+      app.leavesInFlight = Math.max(0, app.leavesInFlight - 1);
+      if (error?.code !== "connection_lost" && error?.code !== "closed") onRequestError("leave", error);
+    },
+  );
 }
 
 function onLeave() {
-  if (app.state !== "matched") return;
-  if (request("leave")) {
-    app.busy = null;
-    endChat("You left the chat.");
-  }
+  if (app.state !== "matched" || app.conn !== "open") return;
+  app.busy = null;
+  sendLeave();
+  endChat("You left the chat.");
 }
 
 function openBlockConfirm() {
@@ -968,37 +1056,222 @@ function closeBlockConfirm({ restoreFocus = false } = {}) {
 }
 
 function onBlockConfirm() {
-  if (app.state !== "matched" || app.busy) return;
+  if (app.state !== "matched" || app.busy || app.conn !== "open") return;
   closeBlockConfirm();
-  if (request("block")) {
-    app.busy = "block";
-    stopTyping({ notify: false });
-    render();
-  }
+  rejoin("block", () => app.client.block());
 }
 
 function onCancelWaiting() {
-  if (app.state !== "waiting") return;
-  if (request("leave")) {
-    app.busy = null;
-    setState("idle");
-    ui.find.focus();
-  }
+  if (app.state !== "waiting" || app.conn !== "open") return;
+  app.busy = null;
+  sendLeave();
+  setState("idle");
+  ui.find.focus();
 }
 
 function onFindAgain() {
-  if (app.state !== "ended" || app.busy) return;
-  if (request("next")) {
-    app.busy = "next";
-    render();
-  }
+  if (app.state !== "ended" || app.busy || app.conn !== "open") return;
+  rejoin("next", () => app.client.next());
 }
 
 function onChangeSettings() {
   if (app.state !== "ended") return;
   app.busy = null;
   setState("idle");
-  ui.name.focus();
+  (ui.nameField.hidden ? ui.city : ui.name).focus();
+}
+
+// ------------------------------------------------------------------------------------------
+// Accounts: sign up, sign in, or guest
+
+const AUTH_ERROR_TEXT = {
+  register: {
+    409: "That name is taken. Pick another one, or sign in if it's yours.",
+  },
+  login: {
+    401: "Wrong name or password.",
+  },
+};
+
+let accountRetryTimer = 0;
+let accountRetryUntil = 0;
+
+function setAccountError(text) {
+  ui.accountError.textContent = text;
+  ui.accountError.hidden = !text;
+  if (text) {
+    ui.accountForm.setAttribute("aria-describedby", "account-error");
+  } else {
+    ui.accountForm.removeAttribute("aria-describedby");
+  }
+}
+
+/** Too many attempts: count down, and keep the buttons off until the server takes them again. */
+function startAccountRetry(seconds) {
+  accountRetryUntil = Date.now() + Math.max(1, seconds) * 1000;
+  clearInterval(accountRetryTimer);
+  const tick = () => {
+    const left = Math.ceil((accountRetryUntil - Date.now()) / 1000);
+    if (left <= 0) {
+      clearInterval(accountRetryTimer);
+      accountRetryUntil = 0;
+      setAccountError("You can try again now.");
+      renderAccountButtons();
+      return;
+    }
+    const text = `Too many attempts. Try again in ${left} s.`;
+    if (ui.accountError.textContent !== text) ui.accountError.textContent = text;
+  };
+  ui.accountError.hidden = false;
+  tick();
+  accountRetryTimer = window.setInterval(tick, 250);
+  renderAccountButtons();
+}
+
+let accountBusy = null;
+
+function renderAccountButtons() {
+  const blocked = accountBusy !== null || accountRetryUntil > Date.now();
+  ui.signIn.disabled = blocked;
+  ui.signUp.disabled = blocked;
+  ui.signIn.setAttribute("aria-busy", String(accountBusy === "login"));
+  ui.signUp.setAttribute("aria-busy", String(accountBusy === "register"));
+}
+
+async function postJson(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  let json = {};
+  try {
+    json = await response.json();
+  } catch {
+    // not JSON: use the status alone
+  }
+  return { status: response.status, json, retryAfter: Number(response.headers.get("Retry-After")) };
+}
+
+/** Explains a failed /auth call in words; false when it was a rate limit (the countdown explains). */
+function explainAuthFailure(kind, result) {
+  if (result.status === 429) {
+    startAccountRetry(Number.isFinite(result.retryAfter) ? result.retryAfter : 5);
+    return;
+  }
+  const known = AUTH_ERROR_TEXT[kind][result.status];
+  if (known) return setAccountError(known);
+  if (result.status === 400 && typeof result.json.error === "string") {
+    const message = result.json.error;
+    return setAccountError(`${message.charAt(0).toUpperCase()}${message.slice(1)}.`);
+  }
+  setAccountError("The server couldn't do that right now. Please try again in a moment.");
+}
+
+async function onAccountSubmit(event) {
+  event.preventDefault();
+  if (accountBusy || accountRetryUntil > Date.now()) return;
+  const kind = event.submitter === ui.signUp ? "register" : "login";
+  const name = ui.accountName.value.trim();
+  const password = ui.accountPassword.value;
+  if (!name) {
+    setAccountError("Enter your account name.");
+    ui.accountName.focus();
+    return;
+  }
+  if (!password) {
+    setAccountError("Enter your password.");
+    ui.accountPassword.focus();
+    return;
+  }
+  setAccountError("");
+  accountBusy = kind;
+  renderAccountButtons();
+  try {
+    if (kind === "register") {
+      const created = await postJson("/auth/register", { name, password });
+      if (created.status !== 201) {
+        explainAuthFailure("register", created);
+        return;
+      }
+    }
+    const login = await postJson("/auth/login", { name, password });
+    if (login.status !== 200 || typeof login.json.token !== "string") {
+      explainAuthFailure("login", login);
+      return;
+    }
+    ui.accountPassword.value = "";
+    await useAccount({
+      token: login.json.token,
+      expiresAt: Number(login.json.expiresAt),
+      userId: String(login.json.userId ?? ""),
+      name: String(login.json.name ?? name),
+    });
+  } catch (error) {
+    console.warn("account request failed", error);
+    setAccountError("Couldn't reach the server. Check your connection and try again.");
+  } finally {
+    accountBusy = null;
+    renderAccountButtons();
+  }
+}
+
+/** Starts over as a signed-in user (a new session that carries the token). */
+async function useAccount(account) {
+  app.account = account;
+  storage.set(KEYS.account, account);
+  storage.set(KEYS.mode, "account");
+  await restartSession();
+}
+
+function onGuest() {
+  app.account = null;
+  storage.set(KEYS.account, null);
+  storage.set(KEYS.mode, "guest");
+  void restartSession();
+}
+
+/** Ends the current session, if any (the server forgets it), and connects afresh. */
+async function restartSession() {
+  storage.set(KEYS.page, null);
+  app.room = null;
+  app.lastJoin = null;
+  clearLog();
+  if (app.client) await app.client.close();
+  focusFindAfterWelcome = true;
+  await connect();
+}
+
+function signOut({ quiet = false } = {}) {
+  app.account = null;
+  storage.set(KEYS.account, null);
+  storage.set(KEYS.mode, null);
+  if (!quiet) {
+    storage.set(KEYS.page, null);
+    void app.client?.close();
+    showAccountView();
+  }
+}
+
+function showAccountView({ focus = true } = {}) {
+  hideError();
+  setAccountError("");
+  setState("account");
+  if (focus) ui.accountName.focus();
+}
+
+/** The line above the setup form: who you are, and the way to switch. */
+function renderAccount() {
+  const name = app.user?.name ?? "";
+  if (app.account) {
+    ui.accountBarText.textContent = `Signed in as ${app.account.name || name}.`;
+    ui.accountSwitch.textContent = "Sign out";
+  } else {
+    ui.accountBarText.textContent = name ? `You're a guest (${name}).` : "You're a guest.";
+    ui.accountSwitch.textContent = "Sign in or create an account";
+  }
+  // Accounts keep their own name; guests may pick one.
+  ui.nameField.hidden = Boolean(app.account);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1106,8 +1379,8 @@ function validateRange() {
 
 function onFind(event) {
   event.preventDefault();
-  if (app.state !== "idle" || app.busy) return;
-  const name = validateName();
+  if (app.state !== "idle" || app.busy || app.conn !== "open") return;
+  const name = app.account ? { ok: true, value: undefined } : validateName();
   const lat = validateLat();
   const lng = validateLng();
   const range = validateRange();
@@ -1123,25 +1396,41 @@ function onFind(event) {
   }
   const join = { location: { lat: lat.value, lng: lng.value }, rangeKm: range.value };
   if (name.value) join.name = name.value;
-  if (request("join", join)) {
-    app.lastJoin = join;
-    app.busy = "join";
-    hideError();
-    render();
-  }
+  const epoch = app.epoch;
+  app.lastJoin = join;
+  app.busy = "join";
+  hideError();
+  render();
+  app.client.join(join).then(
+    (frame) => {
+      if (epoch !== app.epoch) return;
+      if (app.busy === "join") app.busy = null;
+      if (app.state === "idle") enterWaiting(frame);
+      else render();
+    },
+    (error) => {
+      if (epoch !== app.epoch) return;
+      onRequestError("join", error);
+    },
+  );
 }
 
 /** Changing the radius while waiting: `join` again keeps our place in the queue. */
 function onWaitingRangeChange() {
-  if (app.state !== "waiting" || !app.lastJoin) return;
+  if (app.state !== "waiting" || !app.lastJoin || app.conn !== "open") return;
   const km = sliderToKm(ui.waitingRange.value);
   if (km === app.lastJoin.rangeKm) return;
   const join = { ...app.lastJoin, rangeKm: km };
-  if (request("join", join)) {
-    app.lastJoin = join;
-    setRangeInputs(km);
-    render();
-  }
+  const epoch = app.epoch;
+  app.lastJoin = join;
+  setRangeInputs(km);
+  render();
+  app.client.join(join).then(
+    () => undefined,
+    (error) => {
+      if (epoch === app.epoch) onRequestError("join", error);
+    },
+  );
 }
 
 function setRangeInputs(km) {
@@ -1227,6 +1516,7 @@ const formatDistanceM = (m) => (m >= 1000 ? `${Math.round(m / 100) / 10} km` : `
 // Rendering
 
 const STATUS = {
+  account: () => ["Not connected", "idle"],
   connecting: () => ["Connecting…", "connecting"],
   idle: () => ["Connected", "ok"],
   waiting: () => ["Waiting for a match", "busy"],
@@ -1237,23 +1527,35 @@ const STATUS = {
 
 function setState(next) {
   // Outside a chat there is no room to show (the disconnected view shows the last chat, if any).
-  if (next === "connecting" || next === "idle" || next === "waiting") app.room = null;
+  if (next === "account" || next === "connecting" || next === "idle" || next === "waiting") app.room = null;
   app.state = next;
   testHook.state = next;
   document.body.dataset.state = next;
+  savePage();
   render();
 }
 
 function render() {
   const s = app.state;
   const hadChat = app.room !== null;
+  const reconnecting = app.conn === "reconnecting" && s !== "disconnected" && s !== "account";
 
-  const [statusText, tone] = STATUS[s]();
+  const [statusText, tone] = reconnecting ? ["Reconnecting…", "connecting"] : STATUS[s]();
   if (ui.status.textContent !== statusText) ui.status.textContent = statusText;
   ui.status.dataset.tone = tone;
 
+  ui.reconnecting.hidden = !reconnecting;
+  if (reconnecting) {
+    const text =
+      app.reconnectAttempt >= 3
+        ? `Still trying to reconnect (attempt ${app.reconnectAttempt})… Your chat is kept for a little while.`
+        : "Connection lost — reconnecting… Messages you send now go out when it's back.";
+    if (ui.reconnectingText.textContent !== text) ui.reconnectingText.textContent = text;
+  }
+
   const showSetup = s === "connecting" || s === "idle" || (s === "disconnected" && !hadChat);
   const showChat = s === "matched" || s === "ended" || (s === "disconnected" && hadChat);
+  ui.viewAccount.hidden = s !== "account";
   ui.viewSetup.hidden = !showSetup;
   ui.viewWaiting.hidden = s !== "waiting";
   ui.viewDisconnected.hidden = s !== "disconnected";
@@ -1262,15 +1564,23 @@ function render() {
 
   // setup
   const joining = app.busy === "join";
-  ui.find.disabled = s !== "idle" || joining;
-  ui.find.setAttribute("aria-busy", String(joining || s === "connecting"));
-  ui.find.textContent = s === "connecting" ? "Connecting…" : joining ? "Joining…" : "Find someone nearby";
+  const online = app.conn === "open";
+  ui.find.disabled = s !== "idle" || joining || !online;
+  ui.find.setAttribute("aria-busy", String(joining || s === "connecting" || (s === "idle" && !online)));
+  ui.find.textContent =
+    s === "connecting" || (s === "idle" && !online)
+      ? "Connecting…"
+      : joining
+        ? "Joining…"
+        : "Find someone nearby";
+  ui.accountSwitch.disabled = s !== "idle";
 
   // disconnected
   if (s === "disconnected" && app.disconnect) {
     ui.disconnectedReason.textContent = app.disconnect.text;
     ui.disconnectedDetail.textContent = app.disconnect.detail ? `Server said: ${app.disconnect.detail}` : "";
     ui.disconnectedDetail.hidden = !app.disconnect.detail;
+    ui.disconnectedSignIn.hidden = !app.disconnect.signIn;
   }
 
   // waiting
@@ -1285,7 +1595,8 @@ function render() {
     ui.waitingRangeValue.textContent = formatKm(km);
     tickWaiting();
   }
-  ui.cancel.disabled = s !== "waiting";
+  ui.cancel.disabled = s !== "waiting" || !online;
+  ui.waitingRange.disabled = s !== "waiting" || !online;
 
   // chat
   const matched = s === "matched";
@@ -1297,13 +1608,13 @@ function render() {
     closeBlockConfirm();
     hidePartnerTyping();
   }
-  ui.next.disabled = !matched || app.busy !== null;
-  ui.block.disabled = !matched || app.busy !== null;
-  ui.leave.disabled = !matched;
-  ui.blockConfirm.disabled = app.busy !== null;
+  ui.next.disabled = !matched || app.busy !== null || !online;
+  ui.block.disabled = !matched || app.busy !== null || !online;
+  ui.leave.disabled = !matched || !online;
+  ui.blockConfirm.disabled = app.busy !== null || !online;
   ui.next.setAttribute("aria-busy", String(app.busy === "next" && matched));
   ui.block.setAttribute("aria-busy", String(app.busy === "block"));
-  ui.findAgain.disabled = s !== "ended" || app.busy !== null;
+  ui.findAgain.disabled = s !== "ended" || app.busy !== null || !online;
   ui.findAgain.setAttribute("aria-busy", String(app.busy === "next" && s === "ended"));
   ui.changeSettings.disabled = s !== "ended";
   if (showChat) renderPartner();
@@ -1325,7 +1636,7 @@ function renderComposer() {
   const count = codePoints(composerText());
   ui.counter.textContent = `${count} / ${max}`;
   ui.counter.dataset.level = count > max ? "over" : count >= max * 0.9 ? "warn" : "";
-  const canSend = app.state === "matched" && app.room?.open && app.ws !== null;
+  const canSend = canCompose();
   ui.message.disabled = !canSend;
   ui.send.disabled = !canSend || count === 0 || count > max || isRateLimited();
   ui.send.title = isRateLimited() ? rateLimitText() : "";
@@ -1364,6 +1675,16 @@ function wire() {
   fillCities();
   selectCity(CITIES[0].id);
   setRangeInputs(DEFAULT_RANGE_KM);
+
+  ui.accountForm.addEventListener("submit", onAccountSubmit);
+  ui.guest.addEventListener("click", onGuest);
+  ui.accountSwitch.addEventListener("click", () => {
+    if (app.account) signOut();
+    else {
+      void app.client?.close();
+      showAccountView();
+    }
+  });
 
   ui.form.addEventListener("submit", onFind);
   ui.name.addEventListener("input", () => {
@@ -1451,7 +1772,11 @@ function wire() {
   ui.changeSettings.addEventListener("click", onChangeSettings);
   ui.reconnect.addEventListener("click", () => {
     focusFindAfterWelcome = true;
-    connect();
+    void connect();
+  });
+  ui.disconnectedSignIn.addEventListener("click", () => {
+    void app.client?.close();
+    showAccountView();
   });
   ui.errorClose.addEventListener("click", hideError);
 
@@ -1462,11 +1787,27 @@ function wire() {
   // Banners, notices and panels come and go above the log: stay at the end if we were there.
   if ("ResizeObserver" in window) new ResizeObserver(() => scrollLogToEnd()).observe(ui.log);
 
-  window.addEventListener("pagehide", () => closeSocket());
+  // No close on pagehide: the browser closes the socket with 1001 ("going away"), the server
+  // keeps the session for the resume grace, and a reload of this tab takes it back.
   window.addEventListener("pageshow", (event) => {
-    if (event.persisted && !app.ws) connect();
+    if (event.persisted && app.client?.state === "closed" && app.state !== "account") void connect();
   });
 }
 
+/** First screen: straight back in when this tab already chose (a reload), else the choice. */
+function start() {
+  const account = storage.get(KEYS.account);
+  if (account && typeof account.token === "string" && !(Number(account.expiresAt) <= Date.now())) {
+    app.account = account;
+  } else if (account) {
+    storage.set(KEYS.account, null);
+    storage.set(KEYS.mode, null);
+  }
+  const mode = storage.get(KEYS.mode);
+  renderAccount();
+  if ((mode === "account" && app.account) || mode === "guest") void connect();
+  else showAccountView({ focus: false });
+}
+
 wire();
-connect();
+start();

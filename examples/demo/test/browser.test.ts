@@ -1,0 +1,351 @@
+// End-to-end tests of the demo page in a real browser: Debian's chromium, driven by playwright-core.
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { WebSocket } from "ws";
+import { readConfig } from "../src/config.js";
+import { type Demo, startDemo } from "../src/server.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium && process.env.CI) {
+  throw new Error(`${CHROMIUM} is missing: CI must install it (apt-get install -y chromium)`);
+}
+if (!hasChromium) {
+  console.warn(`Skipping the demo's browser tests: ${CHROMIUM} is missing (apt-get install -y chromium).`);
+}
+
+/** What the page exposes for tests (`window.whisperDemo`), and the DOM bits the tests read. */
+interface PageGlobals {
+  whisperDemo: {
+    state: string;
+    conn: string;
+    client: { ping(): Promise<unknown>; welcome: { user: { userId: string } } };
+  };
+  document: { activeElement: { id: string } | null; documentElement: { scrollWidth: number } };
+}
+
+const ARTIFACTS = fileURLToPath(new URL("../../../test-artifacts/browser/", import.meta.url));
+const PHONE = { width: 375, height: 740 };
+const DESKTOP = { width: 1100, height: 820 };
+
+const PARIS = { lat: "48.8566", lng: "2.3522" };
+const NEAR_PARIS = { lat: "48.8600", lng: "2.3600" };
+const ALSO_NEAR_PARIS = { lat: "48.8500", lng: "2.3400" };
+
+describe("the demo serves the client SDK as a browser module", () => {
+  it("GET /client.js is an ES module bundle of @whisperchat/client, with no Node built-ins", async () => {
+    const demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
+    try {
+      const r = await fetch(`${demo.url}/client.js`);
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-type")).toMatch(/javascript/);
+      expect(r.headers.get("content-security-policy")).toMatch(/script-src 'self'/);
+      const code = await r.text();
+      expect(code).toMatch(/export\s*\{[^}]*\bcreateClient\b/);
+      expect(code).not.toMatch(/\brequire\(|from "node:/);
+      const page = await (await fetch(`${demo.url}/app.js`)).text();
+      expect(page).toContain('from "/client.js"');
+    } finally {
+      await demo.close();
+    }
+  });
+});
+
+describe.skipIf(!hasChromium)("demo page in chromium", { timeout: 90_000 }, () => {
+  let browser: Browser;
+  let demo: Demo;
+  const contexts: BrowserContext[] = [];
+  const pageErrors: Error[] = [];
+
+  beforeAll(async () => {
+    await mkdir(ARTIFACTS, { recursive: true });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    });
+    demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await demo?.close();
+  });
+
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+    expect(pageErrors.splice(0)).toEqual([]); // no uncaught error in any page
+  });
+
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: false });
+
+  /** A fresh browser context (its own sessionStorage: another user) on the demo page. */
+  async function open(viewport = DESKTOP): Promise<{ page: Page; context: BrowserContext }> {
+    const context = await browser.newContext({ viewport, reducedMotion: "reduce" });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.on("pageerror", (error) => pageErrors.push(error));
+    await page.goto(demo.url);
+    return { page, context };
+  }
+
+  /** Waits until the page is in one of the given view states. */
+  const state = (page: Page, ...states: string[]) =>
+    page.waitForFunction(
+      (want) => want.includes((globalThis as unknown as PageGlobals).whisperDemo.state),
+      states,
+    );
+  const viewState = (page: Page) =>
+    page.evaluate(() => (globalThis as unknown as PageGlobals).whisperDemo.state);
+  const focused = (page: Page) =>
+    page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.id);
+  /** A ping from the page's client: when it is answered, the server has handled everything sent before. */
+  const settle = (page: Page) =>
+    page.evaluate(() =>
+      (globalThis as unknown as PageGlobals).whisperDemo.client.ping().then(() => undefined),
+    );
+  const conn = (page: Page, s: string) =>
+    page.waitForFunction((want) => (globalThis as unknown as PageGlobals).whisperDemo.conn === want, s);
+
+  /** Guest → setup form → waiting. */
+  async function joinAsGuest(page: Page, name: string, where: { lat: string; lng: string }): Promise<void> {
+    await page.getByTestId("guest").click();
+    await state(page, "idle");
+    await find(page, where, name);
+  }
+
+  async function find(page: Page, where: { lat: string; lng: string }, name?: string): Promise<void> {
+    if (name !== undefined) await page.getByTestId("name").fill(name);
+    await page.getByTestId("lat").fill(where.lat);
+    await page.getByTestId("lng").fill(where.lng);
+    await page.getByTestId("range").fill("10");
+    await page.getByTestId("find").click();
+    await state(page, "waiting", "matched"); // a partner may be there already
+  }
+
+  async function say(page: Page, text: string): Promise<void> {
+    await page.getByTestId("message-input").fill(text);
+    await page.getByTestId("message-input").press("Enter");
+    await expect.poll(() => page.locator('.msg-own[data-status="sent"]', { hasText: text }).count()).toBe(1);
+  }
+
+  const partnerLines = (page: Page) => page.locator(".msg-partner .bubble").allTextContents();
+  const clean = (lines: string[]) => lines.map((l) => l.replace(/^.*?: /, ""));
+
+  /** The server side of the WebSocket that opened after `before` was taken. */
+  function newSocket(before: Set<WebSocket>): WebSocket {
+    const fresh = [...demo.adapter.wss.clients].filter((ws) => !before.has(ws));
+    expect(fresh).toHaveLength(1);
+    return fresh[0] as WebSocket;
+  }
+
+  async function matchedPair(): Promise<{ a: Page; b: Page; aContext: BrowserContext; aSocket: WebSocket }> {
+    const before = new Set(demo.adapter.wss.clients);
+    const { page: a, context: aContext } = await open(DESKTOP);
+    await a.getByTestId("guest").click();
+    await state(a, "idle");
+    const aSocket = newSocket(before);
+    const { page: b } = await open(PHONE);
+    await find(a, PARIS, "Ana");
+    await joinAsGuest(b, "Ben", NEAR_PARIS);
+    await state(a, "matched");
+    await state(b, "matched");
+    return { a, b, aContext, aSocket };
+  }
+
+  it("starts with the choice: guest, sign in or create an account", async () => {
+    const { page } = await open(PHONE);
+    await state(page, "account");
+    await expect.poll(() => page.getByTestId("account-view").isVisible()).toBe(true);
+    for (const id of ["guest", "sign-in", "sign-up", "account-name", "account-password"]) {
+      expect(await page.getByTestId(id).isVisible(), id).toBe(true);
+    }
+    // Every input has a label.
+    expect(await page.getByLabel("Account name").count()).toBe(1);
+    expect(await page.getByLabel("Password").count()).toBe(1);
+    await shot(page, "01-account-phone");
+  });
+
+  it("two nearby users are matched and chat both ways (desktop and phone)", async () => {
+    const { a, b } = await matchedPair();
+    await expect.poll(() => a.getByTestId("partner").textContent()).toMatch(/Ben.*within 1 km/);
+    await expect.poll(() => b.getByTestId("partner").textContent()).toMatch(/Ana.*within 1 km/);
+    expect(await focused(a)).toBe("message"); // focus moves to the composer
+
+    await a.getByTestId("message-input").pressSequentially("Hel");
+    await expect.poll(() => b.getByTestId("typing").isVisible()).toBe(true);
+    await say(a, "Hello from Ana");
+    await expect.poll(async () => clean(await partnerLines(b))).toEqual(["Hello from Ana"]);
+    await say(b, "Hi Ana, Ben here");
+    await expect.poll(async () => clean(await partnerLines(a))).toEqual(["Hi Ana, Ben here"]);
+    await say(a, "How far are you?");
+    await expect
+      .poll(async () => clean(await partnerLines(b)))
+      .toEqual(["Hello from Ana", "How far are you?"]);
+
+    // The phone layout fits the screen: nothing wider than the viewport.
+    expect(
+      await b.evaluate(() => (globalThis as unknown as PageGlobals).document.documentElement.scrollWidth),
+    ).toBeLessThanOrEqual(PHONE.width);
+    await shot(a, "02-chat-desktop");
+    await shot(b, "03-chat-phone");
+  });
+
+  it("waiting shows how long; Next moves on and the partner sees it; Block asks first and ends the chat", async () => {
+    const { a, b } = await matchedPair();
+    // Next: A goes back to waiting, B's chat ends.
+    await a.getByTestId("next").click();
+    await state(a, "waiting");
+    await state(b, "ended");
+    expect(await b.getByTestId("ended").textContent()).toMatch(/moved on/);
+    await expect.poll(() => a.getByTestId("waiting-timer").textContent()).toMatch(/^\d+:\d\d$/);
+    await shot(a, "04-waiting-desktop");
+    await shot(b, "05-ended-phone");
+
+    // A third user near by is matched with A (B and A are kept apart after a next).
+    const { page: c } = await open(PHONE);
+    await joinAsGuest(c, "Cleo", ALSO_NEAR_PARIS);
+    await state(a, "matched");
+    await state(c, "matched");
+
+    // Block needs a confirmation; Cancel (or Escape) keeps the chat.
+    await a.getByTestId("block").click();
+    await expect.poll(() => a.getByTestId("block-panel").isVisible()).toBe(true);
+    expect(await focused(a)).toBe("block-cancel");
+    await shot(a, "06-block-confirm-desktop");
+    await a.keyboard.press("Escape");
+    await expect.poll(() => a.getByTestId("block-panel").isVisible()).toBe(false);
+    expect(await focused(a)).toBe("block");
+    const blocked: { by: string; blocked: string }[] = [];
+    demo.hub.on("blocked", (e) => blocked.push({ by: e.identity.userId, blocked: e.blockedUserId }));
+    await a.getByTestId("block").click();
+    await a.getByTestId("block-confirm").click();
+    await state(a, "waiting");
+    await state(c, "ended");
+
+    // Blocked for good: C looks again, both wait, and the server never pairs them.
+    await c.getByTestId("find-again").click();
+    await state(c, "waiting", "matched");
+    await settle(c);
+    await settle(a);
+    expect(await viewState(a)).toBe("waiting");
+    expect(await viewState(c)).toBe("waiting");
+    // It was a block (kept for good), not a next (a cooldown): the server recorded it.
+    const userOf = (page: Page) =>
+      page.evaluate(() => (globalThis as unknown as PageGlobals).whisperDemo.client.welcome.user.userId);
+    expect(blocked).toEqual([{ by: await userOf(a), blocked: await userOf(c) }]);
+    expect(await demo.store.exclusions.excluded(await userOf(a), [await userOf(c)])).toEqual(
+      new Set([await userOf(c)]),
+    );
+  });
+
+  it("a page whose connection drops shows it, resumes, and gets what it missed; a reload resumes too", async () => {
+    const { a, b, aContext, aSocket } = await matchedPair();
+    await say(a, "before the drop");
+    await expect.poll(async () => clean(await partnerLines(b))).toEqual(["before the drop"]);
+
+    // The network goes away (no new connections) and the server loses A's connection.
+    await aContext.setOffline(true);
+    aSocket.terminate();
+    await conn(a, "reconnecting");
+    await expect.poll(() => a.getByTestId("reconnecting").isVisible()).toBe(true);
+    await expect.poll(() => b.getByTestId("partner-away").isVisible()).toBe(true);
+    // B writes while A is away; A writes too (kept and sent after the resume).
+    await say(b, "did you miss me?");
+    await a.getByTestId("message-input").fill("typed while offline");
+    await a.getByTestId("message-input").press("Enter");
+    expect(await a.locator('.msg-own[data-status="sending"]').count()).toBe(1);
+    await shot(a, "07-reconnecting-desktop");
+    await shot(b, "08-partner-away-phone");
+
+    await aContext.setOffline(false);
+    await conn(a, "open");
+    await expect.poll(() => a.getByTestId("reconnecting").isVisible()).toBe(false);
+    await expect.poll(async () => clean(await partnerLines(a))).toEqual(["did you miss me?"]);
+    await expect
+      .poll(async () => clean(await partnerLines(b)))
+      .toEqual(["before the drop", "typed while offline"]);
+    await expect.poll(() => a.locator('.msg-own[data-status="sent"]').count()).toBe(2);
+    await expect.poll(() => b.getByTestId("partner-away").isVisible()).toBe(false);
+    expect(await viewState(a)).toBe("matched");
+    await shot(a, "09-resumed-desktop");
+
+    // A reload of the tab takes the session back, with the conversation.
+    await a.reload();
+    await state(a, "matched");
+    await conn(a, "open");
+    await expect.poll(async () => clean(await partnerLines(a))).toEqual(["did you miss me?"]);
+    await say(b, "still there?");
+    await expect.poll(async () => clean(await partnerLines(a))).toEqual(["did you miss me?", "still there?"]);
+    await say(a, "yes, after a reload");
+    await expect
+      .poll(async () => clean(await partnerLines(b)))
+      .toEqual(["before the drop", "typed while offline", "yes, after a reload"]);
+    await shot(a, "10-after-reload-desktop");
+  });
+
+  it("sign up, sign in and out, with errors in words and the retry time", async () => {
+    const name = `Alice${Date.now().toString(36).slice(-5)}`;
+    const { page } = await open(PHONE);
+    await state(page, "account");
+
+    // Too short a password: the server's rule, in words.
+    await page.getByTestId("account-name").fill(name);
+    await page.getByTestId("account-password").fill("short");
+    await page.getByTestId("sign-up").click();
+    await expect.poll(() => page.getByTestId("account-error").textContent()).toMatch(/password must be/i);
+
+    await page.getByTestId("account-password").fill("correct horse battery");
+    await page.getByTestId("sign-up").click();
+    await state(page, "idle");
+    await expect.poll(() => page.getByTestId("account-bar").textContent()).toContain(`Signed in as ${name}`);
+    expect(await page.getByTestId("name").isVisible()).toBe(false); // an account keeps its name
+    await shot(page, "11-signed-in-phone");
+
+    // The partner sees the account's name.
+    await find(page, PARIS);
+    const { page: guest } = await open(DESKTOP);
+    await joinAsGuest(guest, "Gus", NEAR_PARIS);
+    await state(guest, "matched");
+    await expect.poll(() => guest.getByTestId("partner").textContent()).toContain(name);
+    await page.getByTestId("leave").click();
+    await state(page, "ended");
+    await page.getByTestId("change-settings").click();
+    await state(page, "idle");
+
+    // Sign out, then: a taken name, a wrong password, then the right one.
+    await page.getByTestId("account-switch").click();
+    await state(page, "account");
+    await page.getByTestId("account-name").fill(name.toLowerCase());
+    await page.getByTestId("account-password").fill("whatever at all");
+    await page.getByTestId("sign-up").click();
+    await expect.poll(() => page.getByTestId("account-error").textContent()).toMatch(/name is taken/i);
+    await page.getByTestId("sign-in").click();
+    await expect
+      .poll(() => page.getByTestId("account-error").textContent())
+      .toMatch(/wrong name or password/i);
+    await shot(page, "12-wrong-password-phone");
+    await page.getByTestId("account-password").fill("correct horse battery");
+    await page.getByTestId("account-password").press("Enter"); // Enter signs in
+    await state(page, "idle");
+    await expect.poll(() => page.getByTestId("account-bar").textContent()).toContain(`Signed in as ${name}`);
+
+    // Guessing: the server slows it down, and the page says how long to wait.
+    await page.getByTestId("account-switch").click();
+    await state(page, "account");
+    await page.getByTestId("account-name").fill(name);
+    await page.getByTestId("account-password").fill("not the password");
+    const signIn = page.getByTestId("sign-in");
+    for (let i = 0; i < 10; i++) {
+      await expect.poll(() => signIn.getAttribute("aria-busy")).toBe("false");
+      if (/Try again in/.test((await page.getByTestId("account-error").textContent()) ?? "")) break;
+      await Promise.all([page.waitForResponse((r) => r.url().endsWith("/auth/login")), signIn.click()]);
+    }
+    await expect.poll(() => page.getByTestId("account-error").textContent()).toMatch(/Try again in \d+ s/);
+    expect(await page.getByTestId("sign-in").isDisabled()).toBe(true);
+    await shot(page, "13-rate-limited-phone");
+  });
+});

@@ -1,0 +1,946 @@
+import { Emitter } from "./emitter.js";
+import { type ClientErrorCode, WhisperClientError } from "./errors.js";
+import {
+  type AckFrame,
+  type ClientFrame,
+  type ClientLimits,
+  CloseCode,
+  type ErrorFrame,
+  type LatLng,
+  type MatchedFrame,
+  type MessageFrame,
+  type PartnerAwayFrame,
+  type PartnerBackFrame,
+  type PartnerLeftFrame,
+  type PongFrame,
+  type PublicUser,
+  type ServerFrame,
+  SUBPROTOCOL,
+  type TypingFrame,
+  type WaitingFrame,
+  type WelcomeFrame,
+} from "./protocol.js";
+import {
+  backoffDelay,
+  type ReconnectOptions,
+  type ResolvedReconnectOptions,
+  resolveReconnect,
+  shouldReconnect,
+} from "./reconnect.js";
+import type { ResumeStorage } from "./storage.js";
+import { refreshDelay, tokenExpiry } from "./token.js";
+
+// ---------------------------------------------------------------------------------------------
+// The WebSocket seam: the browser's WebSocket and `ws`'s both fit.
+
+/** The parts of an event handler property this client sets (bivariant, so DOM and `ws` types fit). */
+type Handler<E> = { bivarianceHack(event: E): void }["bivarianceHack"] | null;
+
+/** The part of the standard WebSocket interface the client uses. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: Handler<unknown>;
+  onmessage: Handler<{ data: unknown }>;
+  onclose: Handler<{ code: number; reason: string }>;
+  onerror: Handler<unknown>;
+}
+
+/** A WebSocket constructor: `globalThis.WebSocket` in browsers, `WebSocket` from `ws` in Node 20. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+const OPEN = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+
+/** Options of {@link createClient}. */
+export interface WhisperClientOptions {
+  /** The WebSocket URL of the endpoint, e.g. `wss://chat.example.com/whisper`. */
+  url: string;
+  /**
+   * The WebSocket implementation. Node 20 has none built in: pass `WebSocket` from `ws`.
+   * @default globalThis.WebSocket
+   */
+  WebSocket?: WebSocketConstructor;
+  /** A fixed bearer token, sent as the `token` query parameter. Ignored when `getToken` is given. @default undefined (a guest) */
+  token?: string;
+  /**
+   * Supplies the bearer token. Called before every connection attempt, and again before the
+   * current token expires (when it is a JWT: its `exp` is read, not verified) to send the new one
+   * with an `auth` frame. Return `undefined` to connect as a guest; return the same token to
+   * skip a refresh.
+   * @default undefined (use `token`)
+   */
+  getToken?: () => string | undefined | null | Promise<string | undefined | null>;
+  /** How long before a JWT's `exp` the client refreshes it, in ms (at most half its remaining lifetime). @default 30000 */
+  tokenRefreshLeadMs?: number;
+  /** Automatic reconnect with backoff and jitter, resuming the session; `false` turns it off. @default { enabled: true, initialDelayMs: 500, maxDelayMs: 15000, factor: 2, jitter: 0.5, maxAttempts: Infinity } */
+  reconnect?: ReconnectOptions | boolean;
+  /** How long a request waits for its reply before it rejects with `timeout`, in ms. @default 10000 */
+  requestTimeoutMs?: number;
+  /** How long a connection attempt may take until `welcome`, in ms. @default 10000 */
+  connectTimeoutMs?: number;
+  /**
+   * How often the client pings an idle connection, in ms; when the `pong` does not come within
+   * `requestTimeoutMs`, the connection is taken for dead, closed with 4000 and resumed. `0`
+   * turns it off.
+   * @default 25000
+   */
+  heartbeatIntervalMs?: number;
+  /**
+   * Where the resume token is kept, so that a new page (a reload) resumes the session; e.g.
+   * `webStorage(sessionStorage)` in a browser.
+   * @default undefined (kept in memory, for reconnects of this client only)
+   */
+  resumeStorage?: ResumeStorage;
+}
+
+/** The connection state of a {@link WhisperClient}. */
+export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
+
+/** The `welcome` frame: the session, its user and the server's limits. */
+export type Welcome = WelcomeFrame;
+/** The reply to `join`, `next` and `block`. */
+export type Waiting = WaitingFrame;
+/** The reply to `message`, `leave` and `auth`. */
+export type Ack = AckFrame;
+/** The reply to `ping`. */
+export type Pong = PongFrame;
+
+/** Parameters of {@link WhisperClient.join}. */
+export interface JoinOptions {
+  /** Where the user is. Never sent to other users. */
+  location: LatLng;
+  /** How far a partner may be, in km, within (0, `limits.maxRangeKm`]. */
+  rangeKm: number;
+  /** The display name for guests (identities from a token keep theirs). @default the guest name */
+  name?: string;
+}
+
+/** Options of {@link WhisperClient.send}. */
+export interface SendOptions {
+  /**
+   * The message's `id`. Give the `requestId` of a failed attempt to retry it without risking a
+   * duplicate. @default a fresh unique id
+   */
+  id?: string;
+}
+
+/** Payload of the `state` event. */
+export interface StateChange {
+  state: ClientState;
+  previous: ClientState;
+}
+
+/** Payload of the `disconnected` event. */
+export interface DisconnectInfo {
+  /** The WebSocket close code (1006 when the connection dropped, 4000 after a heartbeat timeout). */
+  code: number;
+  /** The close reason sent by the server, if any. */
+  reason: string;
+  /** Whether the client reconnects by itself (see the reconnect policy). */
+  willReconnect: boolean;
+}
+
+/** Payload of the `reconnecting` event. */
+export interface ReconnectAttempt {
+  /** 1 for the first attempt after a drop. */
+  attempt: number;
+  /** How long until this attempt, in ms. */
+  delayMs: number;
+}
+
+/** Payload of the `tokenRefreshed` event. */
+export interface TokenRefresh {
+  /** When the new token expires, in ms since the epoch, if it is a JWT with `exp`. */
+  expiresAt: number | undefined;
+}
+
+/** One event per server frame type, with that frame as payload. Replies to requests arrive here too. */
+export interface ServerFrameEvents {
+  welcome: WelcomeFrame;
+  waiting: WaitingFrame;
+  matched: MatchedFrame;
+  message: MessageFrame;
+  ack: AckFrame;
+  typing: TypingFrame;
+  partner_away: PartnerAwayFrame;
+  partner_back: PartnerBackFrame;
+  partner_left: PartnerLeftFrame;
+  error: ErrorFrame;
+  pong: PongFrame;
+}
+
+/** Events about the connection itself. */
+export interface LifecycleEvents {
+  /** The connection state changed. */
+  state: StateChange;
+  /** A connection took back the earlier session (`welcome.resumed`); the frames missed follow. */
+  resumed: WelcomeFrame;
+  /** A resume was tried but the server started a fresh session (e.g. it restarted): set up again. */
+  sessionLost: WelcomeFrame;
+  /** The connection closed. */
+  disconnected: DisconnectInfo;
+  /** A reconnect attempt is scheduled. */
+  reconnecting: ReconnectAttempt;
+  /** The server accepted a new token sent with `auth`. */
+  tokenRefreshed: TokenRefresh;
+  /** Getting or sending a new token failed; the client tries again until the token expires. */
+  tokenRefreshFailed: WhisperClientError;
+}
+
+/** Every event of a {@link WhisperClient}. */
+export type WhisperClientEvents = ServerFrameEvents & LifecycleEvents;
+
+// ---------------------------------------------------------------------------------------------
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Marked handled: a caller that awaits it still sees the rejection.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+type Timer = ReturnType<typeof setTimeout>;
+
+interface Pending {
+  id: string;
+  frame: ClientFrame & { id: string };
+  /** The reply types that settle it. */
+  replies: readonly ServerFrame["type"][];
+  resolve(frame: ServerFrame): void;
+  reject(error: WhisperClientError): void;
+  timer: Timer | undefined;
+  /** An internal heartbeat ping: its timeout means a dead connection. */
+  heartbeat?: boolean;
+}
+
+const codePoints = (s: string): number => {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+};
+
+function randomPrefix(): string {
+  const bytes = new Uint8Array(6);
+  const c = (globalThis as { crypto?: { getRandomValues?(a: Uint8Array): Uint8Array } }).crypto;
+  if (c?.getRandomValues) c.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return Array.from(bytes, (b) => b.toString(36).padStart(2, "0")).join("");
+}
+
+function positiveOption(
+  value: number | undefined,
+  fallback: number,
+  name: string,
+  allowZero = false,
+): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new TypeError(
+      `createClient: ${name} must be a ${allowZero ? "non-negative" : "positive"} number of ms`,
+    );
+  }
+  return value;
+}
+
+/**
+ * A WhisperChat client: promise-based requests, typed events, automatic reconnect with resume.
+ * Create it with {@link createClient}.
+ */
+export class WhisperClient extends Emitter<WhisperClientEvents> {
+  private readonly url: string;
+  private readonly WebSocketImpl: WebSocketConstructor;
+  private readonly options: WhisperClientOptions;
+  private readonly reconnectPolicy: ResolvedReconnectOptions;
+  private readonly requestTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly heartbeatIntervalMs: number;
+  private readonly tokenRefreshLeadMs: number;
+  private readonly idPrefix = randomPrefix();
+  private idCounter = 0;
+
+  private currentState: ClientState = "closed";
+  private socket: WebSocketLike | undefined;
+  /** Bumped by every connection attempt and by `close()`: stale async work checks it. */
+  private generation = 0;
+  private lastWelcome: WelcomeFrame | undefined;
+  private resumeToken: string | undefined;
+  private storageRead = false;
+  /** Settles at the next `welcome` (or when connecting fails / gives up). */
+  private ready: Deferred<WelcomeFrame> | undefined;
+  private attempt = 0;
+  private token: string | undefined;
+  /** Requests other than messages, by id. */
+  private readonly requests = new Map<string, Pending>();
+  /** Messages not yet acknowledged, in the order they were sent. */
+  private readonly unacked = new Map<string, Pending & { promise: Promise<Ack> }>();
+  private reconnectTimer: Timer | undefined;
+  private connectTimer: Timer | undefined;
+  private heartbeatTimer: Timer | undefined;
+  private tokenTimer: Timer | undefined;
+
+  constructor(options: WhisperClientOptions) {
+    super();
+    if (typeof options?.url !== "string" || options.url === "") {
+      throw new TypeError("createClient: url is required, e.g. wss://example.com/whisper");
+    }
+    const impl =
+      options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? undefined;
+    if (impl === undefined) {
+      throw new TypeError(
+        'createClient: this runtime has no global WebSocket; pass one, e.g. createClient({ url, WebSocket }) with import { WebSocket } from "ws"',
+      );
+    }
+    this.url = options.url;
+    this.WebSocketImpl = impl;
+    this.options = options;
+    this.reconnectPolicy = resolveReconnect(options.reconnect);
+    this.requestTimeoutMs = positiveOption(options.requestTimeoutMs, 10_000, "requestTimeoutMs");
+    this.connectTimeoutMs = positiveOption(options.connectTimeoutMs, 10_000, "connectTimeoutMs");
+    this.heartbeatIntervalMs = positiveOption(
+      options.heartbeatIntervalMs,
+      25_000,
+      "heartbeatIntervalMs",
+      true,
+    );
+    this.tokenRefreshLeadMs = positiveOption(options.tokenRefreshLeadMs, 30_000, "tokenRefreshLeadMs", true);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Read-only state
+
+  /** The connection state. */
+  get state(): ClientState {
+    return this.currentState;
+  }
+  /** The last `welcome`, or `undefined` before the first one. */
+  get welcome(): Welcome | undefined {
+    return this.lastWelcome;
+  }
+  /** The session's user, as the server sees it. */
+  get user(): PublicUser | undefined {
+    return this.lastWelcome?.user;
+  }
+  /** The server's limits (from the last `welcome`). */
+  get limits(): ClientLimits | undefined {
+    return this.lastWelcome?.limits;
+  }
+  /** How many sent messages wait for their `ack` (including those kept while reconnecting). */
+  get unacknowledged(): number {
+    return this.unacked.size;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Connection
+
+  /**
+   * Connects and resolves with `welcome`. With a stored resume token the session is taken back
+   * (`welcome.resumed`). Rejects with `connect_failed` when the connection cannot be opened or
+   * closes before `welcome` (a refused handshake: bad token, banned, rate-limited, server
+   * down), `timeout` after `connectTimeoutMs`, or `closed` when `close()` is called meanwhile.
+   * Calling it while connected resolves the current `welcome`; while reconnecting, the next one.
+   */
+  connect(): Promise<Welcome> {
+    if (this.currentState === "open" && this.lastWelcome !== undefined)
+      return Promise.resolve(this.lastWelcome);
+    if (this.ready !== undefined) return this.ready.promise;
+    const ready = deferred<WelcomeFrame>();
+    this.ready = ready;
+    this.attempt = 0;
+    this.setState("connecting");
+    void this.openSocket();
+    return ready.promise;
+  }
+
+  /**
+   * Closes the connection with 1000, which ends the session on the server (a partner sees
+   * `partner_left`), forgets the resume token, and rejects everything pending with `closed`.
+   * Resolves when the socket has closed. `connect()` may be called again afterwards.
+   */
+  close(): Promise<void> {
+    this.generation++;
+    const socket = this.socket;
+    this.socket = undefined;
+    this.clearTimers();
+    const error = new WhisperClientError("closed", "the client was closed");
+    this.failRequests(error);
+    this.failMessages(error);
+    this.ready?.reject(error);
+    this.ready = undefined;
+    this.resumeToken = undefined;
+    this.storageRead = true;
+    void this.options.resumeStorage?.set(undefined);
+    this.setState("closed");
+    if (socket === undefined) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = setTimeout(resolve, 2000);
+      socket.onclose = () => {
+        clearTimeout(done);
+        resolve();
+      };
+      socket.onmessage = null;
+      socket.onerror = () => undefined;
+      try {
+        socket.close(CloseCode.Normal, "client closed");
+      } catch {
+        clearTimeout(done);
+        resolve();
+      }
+    });
+  }
+
+  private async openSocket(): Promise<void> {
+    const generation = ++this.generation;
+    let token: string | undefined;
+    let resume: string | undefined;
+    try {
+      token = await this.fetchToken();
+      if (!this.storageRead && this.options.resumeStorage !== undefined) {
+        this.storageRead = true;
+        this.resumeToken ??= (await this.options.resumeStorage.get()) ?? undefined;
+      }
+      resume = this.resumeToken;
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.attemptFailed(CloseCode.Abnormal, "", error);
+      return;
+    }
+    if (generation !== this.generation) return;
+    this.token = token;
+
+    let socket: WebSocketLike;
+    try {
+      const url = new URL(this.url);
+      if (token !== undefined) url.searchParams.set("token", token);
+      if (resume !== undefined) url.searchParams.set("resume", resume);
+      socket = new this.WebSocketImpl(url.toString(), [SUBPROTOCOL]);
+    } catch (error) {
+      this.attemptFailed(CloseCode.Abnormal, "", error);
+      return;
+    }
+    this.socket = socket;
+    let welcomed = false;
+    this.connectTimer = setTimeout(() => {
+      if (this.socket !== socket || welcomed) return;
+      this.abandon(socket, CloseCode.ClientTimeout, "no welcome in time");
+    }, this.connectTimeoutMs);
+
+    socket.onmessage = (event) => {
+      if (this.socket !== socket || typeof event.data !== "string") return;
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(event.data) as ServerFrame;
+      } catch {
+        return;
+      }
+      if (typeof frame !== "object" || frame === null || typeof frame.type !== "string") return;
+      if (frame.type === "welcome") {
+        welcomed = true;
+        this.onWelcome(frame, resume !== undefined);
+      } else if (welcomed) this.onFrame(frame);
+    };
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.onSocketClosed(event.code, event.reason ?? "", welcomed);
+    };
+    socket.onerror = () => undefined; // a close follows
+  }
+
+  private async fetchToken(): Promise<string | undefined> {
+    if (this.options.getToken !== undefined) {
+      const t = await this.options.getToken();
+      return typeof t === "string" && t !== "" ? t : undefined;
+    }
+    return this.options.token;
+  }
+
+  /** Gives up on a socket at once (no answer): closes it and handles the close without waiting. */
+  private abandon(socket: WebSocketLike, code: number, reason: string): void {
+    const welcomed = this.lastWelcome !== undefined && this.currentState === "open";
+    this.socket = undefined;
+    socket.onmessage = null;
+    socket.onclose = null;
+    try {
+      socket.close(code, reason);
+    } catch {
+      // already closed
+    }
+    if (welcomed) this.onSocketClosed(code, reason, true);
+    else
+      this.attemptFailed(
+        code,
+        reason,
+        new WhisperClientError("timeout", `no welcome within ${this.connectTimeoutMs} ms`),
+      );
+  }
+
+  private onWelcome(frame: WelcomeFrame, triedResume: boolean): void {
+    clearTimeout(this.connectTimer);
+    this.attempt = 0;
+    this.lastWelcome = frame;
+    this.resumeToken = frame.resumeToken;
+    void this.options.resumeStorage?.set(frame.resumeToken);
+    // Open before the events (so that listeners may send), announced after them.
+    const previous = this.currentState;
+    this.currentState = "open";
+    // Unacknowledged messages first, before anything the app sends in reaction to the events.
+    if (frame.resumed) {
+      for (const pending of this.unacked.values()) this.write(pending);
+    } else {
+      this.failMessages(
+        new WhisperClientError("session_lost", "the session was lost before this message was acknowledged"),
+      );
+    }
+    this.emit("welcome", frame);
+    if (triedResume) this.emit(frame.resumed ? "resumed" : "sessionLost", frame);
+    if (previous !== "open") this.emit("state", { state: "open", previous });
+    const ready = this.ready;
+    this.ready = undefined;
+    ready?.resolve(frame);
+    this.armHeartbeat();
+    this.armTokenRefresh();
+  }
+
+  private onFrame(frame: ServerFrame): void {
+    if (
+      (frame.type === "ack" || frame.type === "pong" || frame.type === "waiting" || frame.type === "error") &&
+      typeof frame.id === "string"
+    ) {
+      const pending = this.requests.get(frame.id) ?? this.unacked.get(frame.id);
+      if (pending !== undefined && (frame.type === "error" || pending.replies.includes(frame.type))) {
+        this.settle(pending, frame);
+      }
+    }
+    this.emit(frame.type, frame as never);
+    if (frame.type !== "pong") this.armHeartbeat();
+  }
+
+  private settle(pending: Pending, frame: ServerFrame): void {
+    clearTimeout(pending.timer);
+    this.requests.delete(pending.id);
+    this.unacked.delete(pending.id);
+    if (frame.type === "error") {
+      const options =
+        frame.retryAfterMs === undefined
+          ? { requestId: pending.id }
+          : { requestId: pending.id, retryAfterMs: frame.retryAfterMs };
+      pending.reject(new WhisperClientError(frame.code, frame.message, options));
+    } else pending.resolve(frame);
+  }
+
+  private onSocketClosed(code: number, reason: string, welcomed: boolean): void {
+    this.socket = undefined;
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.heartbeatTimer);
+    clearTimeout(this.tokenTimer);
+    this.failRequests(
+      new WhisperClientError("connection_lost", "the connection dropped before the reply came", {
+        closeCode: code,
+      }),
+    );
+    for (const pending of this.unacked.values()) {
+      clearTimeout(pending.timer);
+      pending.timer = undefined;
+    }
+    if (!welcomed) {
+      this.attemptFailed(code, reason, undefined);
+      return;
+    }
+    const willReconnect = this.reconnectPolicy.enabled && shouldReconnect(code);
+    this.emit("disconnected", { code, reason, willReconnect });
+    if (willReconnect) {
+      this.ready ??= deferred();
+      this.setState("reconnecting");
+      this.scheduleReconnect(code);
+      return;
+    }
+    const error = new WhisperClientError(
+      "closed",
+      `the connection closed (${code}${reason ? `: ${reason}` : ""})`,
+      {
+        closeCode: code,
+      },
+    );
+    this.failMessages(error);
+    this.ready?.reject(error);
+    this.ready = undefined;
+    // Forget the resume token only when the server ended the session. After other closes it may
+    // still be resumed (by a later connect() or a new page); after 4001 it lives on elsewhere.
+    if (code === CloseCode.Normal || code === CloseCode.Policy || code === CloseCode.TokenExpired) {
+      this.resumeToken = undefined;
+      void this.options.resumeStorage?.set(undefined);
+    }
+    this.setState("closed");
+  }
+
+  /** A connection attempt failed before `welcome`. */
+  private attemptFailed(code: number, reason: string, cause: unknown): void {
+    this.socket = undefined;
+    clearTimeout(this.connectTimer);
+    if (this.currentState === "reconnecting") {
+      this.scheduleReconnect(code);
+      return;
+    }
+    if (this.currentState !== "connecting") return;
+    const timeout = cause instanceof WhisperClientError && cause.code === "timeout";
+    const error = timeout
+      ? cause
+      : new WhisperClientError(
+          "connect_failed",
+          `could not connect to ${this.url} (${code}${reason ? `: ${reason}` : ""}); the server may be down, or it refused the handshake (token, rate limit)`,
+          { closeCode: code, cause },
+        );
+    this.emit("disconnected", { code, reason, willReconnect: false });
+    this.ready?.reject(error);
+    this.ready = undefined;
+    this.setState("closed");
+  }
+
+  private scheduleReconnect(code: number): void {
+    this.attempt++;
+    if (this.attempt > this.reconnectPolicy.maxAttempts) {
+      const error = new WhisperClientError(
+        "closed",
+        `gave up reconnecting after ${this.attempt - 1} attempts`,
+        {
+          closeCode: code,
+        },
+      );
+      this.failMessages(error);
+      this.ready?.reject(error);
+      this.ready = undefined;
+      this.setState("closed");
+      return;
+    }
+    const delayMs = backoffDelay(this.reconnectPolicy, this.attempt);
+    this.emit("reconnecting", { attempt: this.attempt, delayMs });
+    const generation = this.generation;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      if (generation === this.generation && this.currentState === "reconnecting") void this.openSocket();
+    }, delayMs);
+  }
+
+  private setState(state: ClientState): void {
+    const previous = this.currentState;
+    if (previous === state) return;
+    this.currentState = state;
+    this.emit("state", { state, previous });
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.heartbeatTimer);
+    clearTimeout(this.tokenTimer);
+  }
+
+  private failRequests(error: WhisperClientError): void {
+    const all = [...this.requests.values()];
+    this.requests.clear();
+    for (const p of all) {
+      clearTimeout(p.timer);
+      p.reject(withRequestId(error, p.id));
+    }
+  }
+
+  private failMessages(error: WhisperClientError): void {
+    const all = [...this.unacked.values()];
+    this.unacked.clear();
+    for (const p of all) {
+      clearTimeout(p.timer);
+      p.reject(withRequestId(error, p.id));
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Heartbeat and token refresh
+
+  /** Pings after `heartbeatIntervalMs` without traffic; a ping without answer means a dead link. */
+  private armHeartbeat(): void {
+    clearTimeout(this.heartbeatTimer);
+    if (this.heartbeatIntervalMs === 0 || this.currentState !== "open") return;
+    this.heartbeatTimer = setTimeout(() => this.probe(), this.heartbeatIntervalMs);
+  }
+
+  private probe(): void {
+    if (this.currentState !== "open") return;
+    for (const p of this.requests.values()) if (p.heartbeat) return;
+    this.request<PongFrame>({ type: "ping" }, ["pong"], true).then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  private armTokenRefresh(retryMs?: number): void {
+    clearTimeout(this.tokenTimer);
+    if (this.options.getToken === undefined || this.token === undefined || this.currentState !== "open")
+      return;
+    const expiresAt = tokenExpiry(this.token);
+    if (expiresAt === undefined) return;
+    const now = Date.now();
+    if (expiresAt <= now) return; // too late: the server closes with 4401
+    const delay =
+      retryMs === undefined
+        ? refreshDelay(expiresAt, now, this.tokenRefreshLeadMs)
+        : Math.min(retryMs, expiresAt - now);
+    const generation = this.generation;
+    this.tokenTimer = setTimeout(() => {
+      if (generation === this.generation) void this.refreshToken().catch(() => undefined);
+    }, delay);
+  }
+
+  /**
+   * Gets a token from `getToken` now and, when it differs from the current one, sends it with
+   * `auth`. Resolves `true` when the server accepted a new token, `false` when there was nothing
+   * to send. Rejects like a request (`unauthorized` when the server refused the token); on
+   * failure the client tries again later, until the current token expires.
+   */
+  async refreshToken(): Promise<boolean> {
+    const generation = this.generation;
+    try {
+      const next = await this.fetchToken();
+      if (generation !== this.generation) return false;
+      if (next === undefined || next === this.token) {
+        this.armTokenRefresh();
+        return false;
+      }
+      await this.request<AckFrame>({ type: "auth", token: next }, ["ack"]);
+      if (generation !== this.generation) return false;
+      this.token = next;
+      this.emit("tokenRefreshed", { expiresAt: tokenExpiry(next) });
+      this.armTokenRefresh();
+      return true;
+    } catch (error) {
+      const e =
+        error instanceof WhisperClientError
+          ? error
+          : new WhisperClientError("unauthorized", "getToken failed", { cause: error });
+      if (generation === this.generation && this.currentState === "open") {
+        this.emit("tokenRefreshFailed", e);
+        this.armTokenRefresh(Math.max(1000, this.tokenRefreshLeadMs / 4));
+      }
+      throw e;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Requests
+
+  private nextId(): string {
+    return `${this.idPrefix}-${(++this.idCounter).toString(36)}`;
+  }
+
+  private write(pending: Pending): boolean {
+    const socket = this.socket;
+    if (socket === undefined || socket.readyState !== OPEN || this.currentState !== "open") return false;
+    try {
+      socket.send(JSON.stringify(pending.frame));
+    } catch {
+      return false;
+    }
+    clearTimeout(pending.timer);
+    pending.timer = setTimeout(() => this.timedOut(pending), this.requestTimeoutMs);
+    return true;
+  }
+
+  private timedOut(pending: Pending): void {
+    pending.timer = undefined;
+    if (this.requests.get(pending.id) !== pending && this.unacked.get(pending.id) !== pending) return;
+    this.requests.delete(pending.id);
+    this.unacked.delete(pending.id);
+    if (pending.heartbeat) {
+      // The connection does not answer: take it for dead and resume on a new one.
+      if (this.socket !== undefined) this.abandon(this.socket, CloseCode.ClientTimeout, "heartbeat timeout");
+      return;
+    }
+    pending.reject(
+      new WhisperClientError(
+        "timeout",
+        `no reply to ${pending.frame.type} within ${this.requestTimeoutMs} ms`,
+        {
+          requestId: pending.id,
+        },
+      ),
+    );
+    this.probe();
+  }
+
+  private request<R extends ServerFrame>(
+    frame: ClientFrame,
+    replies: readonly R["type"][],
+    heartbeat = false,
+  ): Promise<R> {
+    if (this.currentState !== "open" || this.socket === undefined) {
+      return Promise.reject(
+        new WhisperClientError(
+          "not_connected",
+          this.currentState === "reconnecting"
+            ? "reconnecting: try again when the client is open"
+            : "not connected: call connect() first",
+        ),
+      );
+    }
+    const id = this.nextId();
+    return new Promise<R>((resolve, reject) => {
+      const pending: Pending = {
+        id,
+        frame: { ...frame, id },
+        replies,
+        resolve: resolve as (f: ServerFrame) => void,
+        reject,
+        timer: undefined,
+      };
+      if (heartbeat) pending.heartbeat = true;
+      this.requests.set(id, pending);
+      if (!this.write(pending)) {
+        this.requests.delete(id);
+        reject(new WhisperClientError("not_connected", "the connection is not open", { requestId: id }));
+      }
+    });
+  }
+
+  /** Enters the pool (or, while waiting, updates the point and range). Resolves with `waiting`. */
+  join(options: JoinOptions): Promise<Waiting> {
+    const frame: ClientFrame = { type: "join", location: options.location, rangeKm: options.rangeKm };
+    if (options.name !== undefined) frame.name = options.name;
+    return this.request<WaitingFrame>(frame, ["waiting"]);
+  }
+
+  /**
+   * Sends a chat message to the partner; resolves with its `ack` (`messageId`, `ts`). Each
+   * message gets a unique id. When the connection drops, unacknowledged messages are kept (and
+   * messages sent while reconnecting are queued) and sent again after the resume; the server
+   * drops repeats by id, so the partner sees each once, in order. If the server starts a fresh
+   * session instead, they reject with `session_lost`.
+   *
+   * Rejects at once, without sending, with `bad_request` for empty text and `too_large` for
+   * text over `limits.maxMessageChars` or a frame over `limits.maxPayloadBytes`.
+   */
+  send(text: string, options: SendOptions = {}): Promise<Ack> {
+    if (typeof text !== "string" || text.trim() === "") {
+      return Promise.reject(new WhisperClientError("bad_request", "a message needs some text"));
+    }
+    if (this.currentState !== "open" && this.currentState !== "reconnecting") {
+      return Promise.reject(new WhisperClientError("not_connected", "not connected: call connect() first"));
+    }
+    const id = options.id ?? this.nextId();
+    const existing = this.unacked.get(id);
+    if (existing !== undefined) return existing.promise;
+    const frame = { type: "message" as const, id, text };
+    const limits = this.lastWelcome?.limits;
+    if (limits !== undefined) {
+      if (codePoints(text) > limits.maxMessageChars) {
+        return Promise.reject(
+          new WhisperClientError(
+            "too_large",
+            `a message may have at most ${limits.maxMessageChars} characters`,
+            {
+              requestId: id,
+            },
+          ),
+        );
+      }
+      if (new TextEncoder().encode(JSON.stringify(frame)).length > limits.maxPayloadBytes) {
+        return Promise.reject(
+          new WhisperClientError("too_large", `the message exceeds ${limits.maxPayloadBytes} bytes`, {
+            requestId: id,
+          }),
+        );
+      }
+    }
+    let resolve!: (f: ServerFrame) => void;
+    let reject!: (e: WhisperClientError) => void;
+    const promise = new Promise<Ack>((res, rej) => {
+      resolve = res as (f: ServerFrame) => void;
+      reject = rej;
+    });
+    const pending = { id, frame, replies: ["ack"] as const, resolve, reject, timer: undefined, promise };
+    this.unacked.set(id, pending);
+    this.write(pending); // while reconnecting it waits for the resume
+    return promise;
+  }
+
+  /**
+   * Tells the partner whether the user is typing. Best effort: returns `false` (and sends
+   * nothing) when not connected; the server drops it outside a room. Never rejects.
+   */
+  typing(active: boolean): boolean {
+    const socket = this.socket;
+    if (this.currentState !== "open" || socket === undefined || socket.readyState !== OPEN) return false;
+    try {
+      socket.send(JSON.stringify({ type: "typing", active }));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Leaves the room and rejoins the pool with the last join parameters (not matching the same
+   * partner again at once); from an idle session that joined before, rejoins. Resolves with
+   * `waiting`.
+   */
+  next(): Promise<Waiting> {
+    return this.request<WaitingFrame>({ type: "next" }, ["waiting"]);
+  }
+
+  /** Leaves the room and/or the pool; the session stays connected and idle. Resolves with `ack`. */
+  leave(): Promise<Ack> {
+    return this.request<AckFrame>({ type: "leave" }, ["ack"]);
+  }
+
+  /**
+   * Like `next`, and the two users are never matched again. The `reason` goes to the host app,
+   * never to the partner. Resolves with `waiting`.
+   */
+  block(reason?: string): Promise<Waiting> {
+    return this.request<WaitingFrame>(reason === undefined ? { type: "block" } : { type: "block", reason }, [
+      "waiting",
+    ]);
+  }
+
+  /** Resolves with `pong`. */
+  ping(): Promise<Pong> {
+    return this.request<PongFrame>({ type: "ping" }, ["pong"]);
+  }
+}
+
+function withRequestId(error: WhisperClientError, id: string): WhisperClientError {
+  const options: { requestId: string; closeCode?: number; retryAfterMs?: number } = { requestId: id };
+  if (error.closeCode !== undefined) options.closeCode = error.closeCode;
+  if (error.retryAfterMs !== undefined) options.retryAfterMs = error.retryAfterMs;
+  return new WhisperClientError(error.code as ClientErrorCode, error.message, options);
+}
+
+/**
+ * Creates a client. Nothing is sent until `connect()`.
+ *
+ * ```ts
+ * import { createClient } from "@whisperchat/client";
+ * import { WebSocket } from "ws"; // Node 20; browsers have one
+ *
+ * const client = createClient({ url: "ws://localhost:3000/whisper", WebSocket });
+ * client.on("matched", (m) => console.log(`matched with ${m.partner.name}`));
+ * client.on("message", (m) => console.log(m.text));
+ * await client.connect();
+ * await client.join({ location: { lat: 48.85, lng: 2.35 }, rangeKm: 10 });
+ * ```
+ */
+export function createClient(options: WhisperClientOptions): WhisperClient {
+  return new WhisperClient(options);
+}
