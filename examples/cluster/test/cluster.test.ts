@@ -1,0 +1,176 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { expectFrame, type TestClient } from "@whisperchat/core/testing";
+import { afterEach, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { wrapClient } from "../../../packages/adapter-ws/test/harness.js";
+import { connect, deleteUnder, describeRedis, REDIS_URL } from "../../../packages/store-redis/test/redis.js";
+
+const startFile = fileURLToPath(new URL("../src/start.ts", import.meta.url));
+const children: ChildProcess[] = [];
+const clients: TestClient[] = [];
+let prefix = "";
+
+afterEach(async () => {
+  await Promise.allSettled(clients.splice(0).map((c) => c.close()));
+  for (const c of children.splice(0)) c.kill("SIGKILL");
+  if (prefix !== "") {
+    const client = connect();
+    await deleteUnder(client, prefix);
+    await client.quit();
+  }
+});
+
+interface Cluster {
+  url: string;
+  pids: number[];
+  process: ChildProcess;
+}
+
+/** Runs `examples/cluster` as a user would, and reads what it prints. */
+async function startCluster(env: Record<string, string>): Promise<Cluster> {
+  prefix = `test:${randomUUID()}:`;
+  const child = spawn(process.execPath, ["--conditions=@whisperchat/source", "--import", "tsx", startFile], {
+    env: { ...process.env, NODES: "2", PORT: "0", WHISPER_KEY_PREFIX: prefix, REDIS_URL, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  let out = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cluster did not start: ${out}`)), 30_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /behind (http:\/\/\S+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        // In node order (they may print in any order): node i is the balancer's backend i.
+        const pids = [...out.matchAll(/node (\d+): pid (\d+), http/g)]
+          .sort((x, y) => Number(x[1]) - Number(y[1]))
+          .map((x) => Number(x[2]));
+        for (const pid of pids) {
+          const kill = (signal: NodeJS.Signals) => {
+            try {
+              process.kill(pid, signal);
+            } catch {
+              // already gone
+            }
+          };
+          children.push({ kill } as unknown as ChildProcess);
+        }
+        resolve({ url: m[1], pids, process: child });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`cluster exited ${code}: ${out}`)));
+  });
+}
+
+async function client(url: string, resume?: string) {
+  const c = wrapClient(
+    new WebSocket(`${url.replace("http", "ws")}/whisper${resume ? `?resume=${resume}` : ""}`),
+  );
+  clients.push(c);
+  return { c, welcome: await expectFrame(c, "welcome", 10_000) };
+}
+
+async function pair(url: string) {
+  const a = await client(url);
+  const b = await client(url);
+  a.c.send({ type: "join", location: { lat: 45.46, lng: 9.19 }, rangeKm: 5, name: "Ada" });
+  await expectFrame(a.c, "waiting");
+  b.c.send({ type: "join", location: { lat: 45.47, lng: 9.18 }, rangeKm: 5, name: "Bo" });
+  await expectFrame(b.c, "waiting");
+  await expectFrame(b.c, "matched", 5000);
+  await expectFrame(a.c, "matched", 5000);
+  return { a, b };
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describeRedis("examples/cluster: demo nodes in separate processes on one Redis", () => {
+  it("clients on different nodes match and chat, and one resumes through the balancer on the other node", async () => {
+    const cluster = await startCluster({});
+    expect(cluster.pids).toHaveLength(2);
+    const { a, b } = await pair(cluster.url);
+    a.c.send({ type: "message", id: "1", text: "ciao" });
+    await expectFrame(a.c, "ack");
+    expect((await expectFrame(b.c, "message")).text).toBe("ciao");
+    b.c.send({ type: "message", id: "2", text: "ciao ciao" });
+    await expectFrame(b.c, "ack");
+    expect((await expectFrame(a.c, "message")).text).toBe("ciao ciao");
+    await b.c.drop();
+    await expectFrame(a.c, "partner_away", 5000);
+    a.c.send({ type: "message", id: "3", text: "missed this?" });
+    await expectFrame(a.c, "ack");
+    const b2 = await client(cluster.url, b.welcome.resumeToken);
+    expect(b2.welcome.resumed).toBe(true);
+    expect((await expectFrame(b2.c, "message")).text).toBe("missed this?");
+    await expectFrame(a.c, "partner_back", 5000);
+  }, 60_000);
+
+  it("a node killed with SIGKILL: its partners are told away, then left after the grace", async () => {
+    const cluster = await startCluster({ WHISPER_RESUME_GRACE_MS: "1500" });
+    const { a, b } = await pair(cluster.url);
+    // Round robin put a and b on different nodes: kill b's (the second).
+    process.kill(cluster.pids[1] as number, "SIGKILL");
+    expect(await b.c.closed).toBe(1006);
+    await expectFrame(a.c, "partner_away", 12_000);
+    expect((await expectFrame(a.c, "partner_left", 5000)).reason).toBe("disconnected");
+  }, 60_000);
+
+  it("Redis restarted mid-chat: no crash, no acked message lost, service resumes by itself", async () => {
+    const port = await freePort();
+    const redisArgs = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    let redis = spawn("redis-server", redisArgs, { stdio: "ignore" });
+    children.push(redis);
+    const url = `redis://127.0.0.1:${port}`;
+    for (let i = 0; i < 50; i++) {
+      const probe = connect({ port, lazyConnect: true, retryStrategy: () => null });
+      const ok = await probe.connect().then(
+        () => true,
+        () => false,
+      );
+      probe.disconnect();
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const cluster = await startCluster({ REDIS_URL: url });
+    const { a, b } = await pair(cluster.url);
+    const acked: string[] = [];
+    a.c.send({ type: "message", id: "before", text: "before" });
+    acked.push((await expectFrame(a.c, "ack")).id as string);
+    redis.kill("SIGKILL");
+    await new Promise((r) => setTimeout(r, 300));
+    // While Redis is down: requests fail with `internal`, /healthz says 503, nothing crashes.
+    a.c.send({ type: "message", id: "during", text: "during" });
+    const during = await a.c.next(10_000);
+    expect(during).toMatchObject({ type: "error", code: "internal", id: "during" });
+    expect((await fetch(`${cluster.url}/healthz`)).status).toBe(503);
+    redis = spawn("redis-server", redisArgs, { stdio: "ignore" });
+    children.push(redis);
+    let healthy = false;
+    for (let i = 0; i < 100 && !healthy; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      healthy = (await fetch(`${cluster.url}/healthz`).catch(() => undefined))?.status === 200;
+    }
+    expect(healthy).toBe(true);
+    expect(cluster.process.exitCode).toBe(null);
+    // Every acked message reached the partner.
+    expect((await expectFrame(b.c, "message")).text).toBe("before");
+    expect(acked).toEqual(["before"]);
+    // A fresh Redis knows no rooms: new pairs match and chat again.
+    const { a: c, b: d } = await pair(cluster.url);
+    c.c.send({ type: "message", id: "after", text: "after" });
+    await expectFrame(c.c, "ack", 5000);
+    expect((await expectFrame(d.c, "message")).text).toBe("after");
+  }, 90_000);
+});
