@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from "node:http";
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
-import type { Connection, Handshake, Refusal, ServerFrame, WhisperHub } from "@whisperchat/core";
+import type { Admission, Connection, Handshake, Refusal, ServerFrame, WhisperHub } from "@whisperchat/core";
 import { CloseCode, SUBPROTOCOL } from "@whisperchat/core";
 import { WebSocket, WebSocketServer } from "ws";
 
@@ -71,7 +71,9 @@ export function attachWebSocket(hub: WhisperHub, options: WebSocketAdapterOption
       return; // not ours to judge
     }
     if (url.pathname !== path) return;
-    socket.on("error", () => socket.destroy());
+    // A shared function, not a closure: a closure here would keep the whole upgrade request
+    // alive for as long as the socket lives.
+    socket.on("error", destroyOnError);
     if (closed) {
       refuseHandshake(socket, {
         ok: false,
@@ -103,31 +105,7 @@ export function attachWebSocket(hub: WhisperHub, options: WebSocketAdapterOption
           refuseHandshake(socket, admission);
           return;
         }
-        wss.handleUpgrade(req, socket, head, (ws) => {
-          alive.set(ws, true);
-          ws.on("pong", () => alive.set(ws, true));
-          const connection: Connection = {
-            send(frame: ServerFrame) {
-              if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame));
-            },
-            close(code: number, reason: string) {
-              if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-                ws.close(code, truncateReason(reason));
-              }
-            },
-            get bufferedAmount() {
-              return ws.bufferedAmount;
-            },
-          };
-          const link = hub.open(admission, connection);
-          ws.on("message", (data, isBinary) => {
-            if (isBinary) link.receiveBinary();
-            else link.receiveText(data.toString());
-          });
-          // ws reports protocol violations (too large, bad UTF-8) as errors and closes by itself.
-          ws.on("error", () => undefined);
-          ws.on("close", (code) => link.closed(code));
-        });
+        wss.handleUpgrade(req, socket, head, (ws) => wire(hub, ws, admission, alive));
       },
       () => {
         refuseHandshake(socket, { ok: false, status: 503, code: "internal", message: "admission failed" });
@@ -168,6 +146,71 @@ export function attachWebSocket(hub: WhisperHub, options: WebSocketAdapterOption
       );
     },
   };
+}
+
+/**
+ * Binds an accepted socket to a session. A top-level function on purpose: closures made here
+ * keep only the socket alive, not the upgrade request, its headers and buffers.
+ */
+function wire(
+  hub: WhisperHub,
+  ws: WebSocket,
+  admission: Admission,
+  alive: WeakMap<WebSocket, boolean>,
+): void {
+  alive.set(ws, true);
+  ws.on("pong", () => alive.set(ws, true));
+  const link = hub.open(admission, new WsConnection(ws));
+  ws.on("message", (data, isBinary) => {
+    if (isBinary) link.receiveBinary();
+    else link.receiveText(data.toString());
+  });
+  // ws reports protocol violations (too large, bad UTF-8) as errors and closes by itself.
+  ws.on("error", () => undefined);
+  ws.on("close", (code) => link.closed(code));
+}
+
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+/** The underlying TCP socket of a ws socket (ws keeps it as `_socket`). */
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+  destroyed: boolean;
+}
+
+/**
+ * The transport seam for one ws socket. Frames written in the same turn of the event loop
+ * are corked and leave in one write: a busy relay sends the partner's message and the
+ * sender's ack, and often several of each, per turn.
+ */
+class WsConnection implements Connection {
+  private corked = false;
+  constructor(private readonly ws: WebSocket) {}
+  send(frame: ServerFrame): void {
+    const ws = this.ws;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const socket = (ws as unknown as { _socket?: Corkable })._socket;
+    if (!this.corked && socket !== undefined) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        if (!socket.destroyed) socket.uncork();
+      });
+    }
+    ws.send(JSON.stringify(frame));
+  }
+  close(code: number, reason: string): void {
+    const state = this.ws.readyState;
+    if (state === WebSocket.OPEN || state === WebSocket.CONNECTING)
+      this.ws.close(code, truncateReason(reason));
+  }
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
 }
 
 function isValidUpgrade(req: IncomingMessage): boolean {

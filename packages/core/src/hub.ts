@@ -251,6 +251,8 @@ export interface HubSettings {
 }
 
 const MAX_PARAM_CHARS = 8192;
+/** The roles of every guest: one shared, frozen empty list. */
+const NO_ROLES: readonly string[] = Object.freeze([]);
 /** How long a resuming node waits for the old node to hand a session over. */
 const RELEASE_TIMEOUT_MS = 2000;
 
@@ -493,7 +495,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
         identity = {
           userId: `guest-${randomId(12)}`,
           name: `Guest ${randomId(3).slice(0, 4)}`,
-          roles: [],
+          roles: NO_ROLES,
           guest: true,
         };
       }
@@ -526,6 +528,23 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     if (dot <= 0) return undefined;
     const sessionId = token.slice(0, dot);
     const fresh = `${sessionId}.${randomId(24)}`;
+    const local = this.sessions.get(sessionId);
+    if (
+      local !== undefined &&
+      !local.persisted &&
+      !local.isClosed() &&
+      local.tokenHash === hashToken(token)
+    ) {
+      // A session that never changed state has no record yet (idle sessions cost no store
+      // write): it can only be taken over on its own node, which is this one. Swapping the
+      // hash here, before any await, keeps the token single-use.
+      if (!identity.guest && identity.userId !== local.identity.userId) return undefined;
+      local.tokenHash = hashToken(fresh);
+      local.detach(CloseCode.Replaced, "session resumed by another connection");
+      const ticket: ResumeTicket = { sessionId };
+      this.tickets.set(ticket, { session: local, token: fresh });
+      return ticket;
+    }
     const record = await this.store.sessions.takeover(
       sessionId,
       hashToken(token),
@@ -743,6 +762,11 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   countLimited(kind: string, sessionId: string | undefined): void {
     this.limitedCounts[kind] = (this.limitedCounts[kind] ?? 0) + 1;
     this.emit("rateLimited", { kind, sessionId });
+  }
+
+  /** @internal Whether an authorisation hook is set (without one, everything is allowed). */
+  get hasAuthorizeHook(): boolean {
+    return this.authorizeHook !== undefined;
   }
 
   /** @internal Consults the authorisation hook. */

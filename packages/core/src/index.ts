@@ -73,7 +73,7 @@ export type {
 export { createWhisper, hashToken, WhisperHub } from "./hub.js";
 export { randomId } from "./ids.js";
 export type { BucketState } from "./limiter.js";
-export { assertBucketRule, drainMs, leakyBucket } from "./limiter.js";
+export { assertBucketRule, drainMs, leakyBucket, leakyBucketInPlace } from "./limiter.js";
 export type { Claimed, MatchFilter } from "./matcher.js";
 export { searchAndClaim } from "./matcher.js";
 export type { Logger, StoreObserver } from "./observe.js";

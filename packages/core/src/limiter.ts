@@ -35,6 +35,32 @@ export function leakyBucket(
   };
 }
 
+/**
+ * {@link leakyBucket} for hot paths: the same math, but it updates `state` in place (when the
+ * action is allowed, or to move its clock forward) instead of allocating a new state.
+ */
+export function leakyBucketInPlace(
+  state: BucketState,
+  rule: BucketRule,
+  cost: number,
+  now: number,
+): LimitResult {
+  const elapsed = Math.max(0, now - state.at);
+  const drained = Math.max(0, state.level - (elapsed * rule.ratePerSec) / 1000);
+  if (now > state.at) state.at = now;
+  const wanted = drained + cost;
+  if (wanted <= rule.capacity + 1e-9) {
+    state.level = wanted;
+    return { allowed: true, retryAfterMs: 0, level: wanted };
+  }
+  state.level = drained;
+  return {
+    allowed: false,
+    retryAfterMs: Math.max(1, Math.ceil(((wanted - rule.capacity) * 1000) / rule.ratePerSec)),
+    level: drained,
+  };
+}
+
 /** Milliseconds until a bucket at `level` is empty: how long its state is worth keeping. */
 export function drainMs(level: number, rule: BucketRule): number {
   return Math.ceil((level * 1000) / rule.ratePerSec);

@@ -35,6 +35,9 @@ import { FrameError, parseClientFrame, validateClientFrame } from "./validate.js
  */
 export type SessionState = "idle" | "waiting" | "room" | "away" | "closed";
 
+/** One settled promise shared by every idle session's queues. */
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /** How many message ids a session remembers to recognise a resend. */
 const RECENT_ACKS = 64;
 
@@ -56,11 +59,13 @@ export class Session {
   private partner: RoomMember | undefined;
   private lastJoin: JoinParams | undefined;
   private since = 0;
-  private tail: Promise<void> = Promise.resolve();
+  private tail: Promise<void> = RESOLVED;
   private pending = 0;
+  /** Tasks queued or running in {@link Session.schedule}. */
+  private depth = 0;
   private strikes = 0;
   /** Mailbox pushes while away, in order. */
-  private outbox: Promise<void> = Promise.resolve();
+  private outbox: Promise<void> = RESOLVED;
   /** Deliveries held while a resume replays the mailbox. */
   private held: FrameMessage[] | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
@@ -69,7 +74,12 @@ export class Session {
   private lostRoom: string | undefined;
   private tokenTimer: NodeJS.Timeout | undefined;
   /** The acks of the latest message ids, so that a resent message is not delivered twice. */
-  private readonly recentAcks = new Map<string, { messageId: string; ts: number }>();
+  private recentAcks: Map<string, { messageId: string; ts: number }> | undefined;
+  /**
+   * Whether the session's record was ever saved. A fresh session is saved on its first state
+   * change (or drop), so idle connections cost no store write and no stored record.
+   */
+  persisted = false;
   /** Set while this session moves to another node: frames for it are forwarded there. */
   movedTo: string | undefined;
 
@@ -150,6 +160,7 @@ export class Session {
   /** Saves the session's record so it can be resumed (on any node). Errors are reported, not thrown. */
   persist(): void {
     if (this.closed || this.settings.limits.resumeGraceMs === 0) return;
+    this.persisted = true;
     const ttl =
       this.conn === undefined ? this.settings.limits.resumeGraceMs : this.settings.sessionRecordTtlMs;
     this.hub.store.sessions
@@ -185,8 +196,6 @@ export class Session {
     if (resumed) {
       this.held ??= [];
       this.schedule(() => this.replay(released));
-    } else {
-      this.persist();
     }
     this.armTokenExpiry();
     return new Link(this, generation);
@@ -314,11 +323,22 @@ export class Session {
     p.catch((error) => this.hub.emit("error", { error, sessionId: this.id }));
   }
 
-  /** Runs a task in the session's request order. */
+  /**
+   * Runs a task in the session's request order. When nothing else is queued or running it
+   * starts at once (no extra turn of the event loop on the relay's hot path).
+   */
   private schedule(task: () => Promise<void>): void {
-    this.tail = this.tail.then(task).catch((error: unknown) => {
-      this.hub.emit("error", { error, sessionId: this.id });
-    });
+    this.depth++;
+    const run = async (): Promise<void> => {
+      try {
+        await task();
+      } catch (error) {
+        this.hub.emit("error", { error, sessionId: this.id });
+      } finally {
+        this.depth--;
+      }
+    };
+    this.tail = this.depth === 1 ? run() : this.tail.then(run);
   }
 
   private enqueue(input: unknown, reply: Reply | undefined): void {
@@ -336,18 +356,19 @@ export class Session {
       return;
     }
     this.pending++;
-    this.tail = this.tail
-      .then(() => this.process(input, reply))
-      .catch((error: unknown) => {
+    this.schedule(async () => {
+      try {
+        await this.process(input, reply);
+      } catch (error) {
         this.hub.emit("error", { error, sessionId: this.id });
         this.answer(
           { type: "error", code: "internal", message: "the server failed to handle this request" },
           reply,
         );
-      })
-      .finally(() => {
+      } finally {
         this.pending--;
-      });
+      }
+    });
   }
 
   private async process(input: unknown, reply: Reply | undefined): Promise<void> {
@@ -369,6 +390,7 @@ export class Session {
     }
     try {
       if (
+        this.hub.hasAuthorizeHook &&
         !(await this.hub.authorize(this.identity, frame.type, { sessionId: this.id, roomId: this.roomId }))
       ) {
         throw new WhisperError("forbidden", `you are not allowed to ${frame.type}`);
@@ -532,7 +554,7 @@ export class Session {
   }
 
   private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
-    const seen = frame.id === undefined ? undefined : this.recentAcks.get(frame.id);
+    const seen = frame.id === undefined ? undefined : this.recentAcks?.get(frame.id);
     if (seen !== undefined) {
       // A resend (e.g. after a reconnect) of a message that was already delivered: ack it again.
       this.answer(withId({ type: "ack", messageId: seen.messageId, ts: seen.ts }, frame.id), reply);
@@ -575,12 +597,15 @@ export class Session {
     if (!delivered) throw new WhisperError("not_in_room", "your partner is gone");
     this.hub.countMessage();
     if (frame.id !== undefined) {
+      this.recentAcks ??= new Map();
       this.recentAcks.set(frame.id, { messageId, ts });
       if (this.recentAcks.size > RECENT_ACKS)
         this.recentAcks.delete(this.recentAcks.keys().next().value as string);
     }
     this.answer(withId({ type: "ack", messageId, ts }, frame.id), reply);
-    this.hub.emit("message", { ...this.info(), roomId, messageId, text: frame.text, ts });
+    if (this.hub.listenerCount("message") > 0) {
+      this.hub.emit("message", { ...this.info(), roomId, messageId, text: frame.text, ts });
+    }
   }
 
   private async next(id: string | undefined, reply: Reply | undefined): Promise<void> {

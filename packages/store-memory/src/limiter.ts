@@ -4,7 +4,7 @@ import {
   drainMs,
   type LimiterStore,
   type LimitResult,
-  leakyBucket,
+  leakyBucketInPlace,
 } from "@whisperchat/core";
 
 /** A bucket and when it will be empty: past that, it is worth nothing and can go. */
@@ -29,15 +29,18 @@ export class MemoryLimiter implements LimiterStore {
 
   async consume(key: string, rule: BucketRule, cost: number): Promise<LimitResult> {
     const now = this.#now();
-    const current = this.#buckets.get(key);
-    const { result, state } = leakyBucket(current, rule, cost, now);
-    const drainedAt = state.at + drainMs(state.level, rule);
-    if (current !== undefined) this.#buckets.delete(key);
-    if (drainedAt > now) {
-      this.#buckets.set(key, { level: state.level, at: state.at, drainedAt });
-      if (this.#buckets.size > this.#maxBuckets) {
-        const idlest = this.#buckets.keys().next();
-        if (idlest.done !== true) this.#buckets.delete(idlest.value);
+    const buckets = this.#buckets;
+    let bucket = buckets.get(key);
+    if (bucket !== undefined)
+      buckets.delete(key); // re-inserted below: least recently used first
+    else bucket = { level: 0, at: now, drainedAt: now };
+    const result = leakyBucketInPlace(bucket, rule, cost, now);
+    bucket.drainedAt = bucket.at + drainMs(bucket.level, rule);
+    if (bucket.drainedAt > now) {
+      buckets.set(key, bucket);
+      if (buckets.size > this.#maxBuckets) {
+        const idlest = buckets.keys().next();
+        if (idlest.done !== true) buckets.delete(idlest.value);
       }
     }
     return result;

@@ -46,7 +46,7 @@ export function testPrefix(): string {
 
 /** A client of the shared test Redis; its errors are kept off the console. */
 export function connect(options: RedisOptions = {}): Redis {
-  const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, ...options });
+  const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, showFriendlyErrorStack: true, ...options });
   client.on("error", () => {});
   return client;
 }
