@@ -92,8 +92,8 @@ function logHandlerError(error: unknown, nodeId: string): void {
  * instance to several hubs to run several nodes in one process. Its waiting pool is an rbush
  * index of each waiting session's range.
  *
- * Pool entries, rooms, messages and mailbox frames are kept as given (not copied): do not
- * mutate them after handing them to the store. Session records, accounts and bans are copied on
+ * Pool entries are copied into compact columns. Rooms, messages and mailbox frames are kept as
+ * given (not copied): do not mutate them after handing them to the store. Session records, accounts and bans are copied on
  * the way in and out, so mutating one never changes what the store holds.
  */
 export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore {

@@ -566,7 +566,7 @@ describe("pool index against a brute-force oracle", () => {
                 }
               }
               expect(await store.pool.size()).toBe(model.size);
-              for (const id of sessionIds) expect(await store.pool.get(id)).toBe(model.get(id));
+              for (const id of sessionIds) expect(await store.pool.get(id)).toEqual(model.get(id));
 
               const queries: [number, number][] = [...extraQueries];
               for (const e of model.values()) {
@@ -580,7 +580,7 @@ describe("pool index against a brute-force oracle", () => {
                 const got = await store.pool.candidates(qLat, qLng, 20_000);
                 const ids = got.map((c) => c.sessionId);
                 expect(new Set(ids).size).toBe(ids.length);
-                for (const c of got) expect(model.get(c.sessionId)).toBe(c);
+                for (const c of got) expect(model.get(c.sessionId)).toEqual(c);
                 for (const e of model.values()) {
                   if (haversineKm(e.lat, e.lng, qLat, qLng) <= e.rangeKm && !ids.includes(e.sessionId)) {
                     throw new Error(
