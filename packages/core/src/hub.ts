@@ -19,7 +19,7 @@ import type { MatchFilter } from "./matcher.js";
 import { searchAndClaim } from "./matcher.js";
 import { type Logger, observedStore, type StoreObserver, silentLogger } from "./observe.js";
 import type { ClientFrameType, ClientLimits, PartnerLeftReason } from "./protocol.js";
-import { Session } from "./session.js";
+import { Session, sessionOfPoolKey } from "./session.js";
 import type {
   BanRecord,
   BucketRule,
@@ -817,9 +817,10 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     }
     const { partner, distanceKm } = found;
     const roomId = randomId(12);
-    const mine: RoomMember = { sessionId: me.sessionId, userId: me.userId, nodeId: me.nodeId, name: me.name };
+    // Pool keys carry a version after the session id (see Session.enterPool).
+    const mine: RoomMember = { sessionId: session.id, userId: me.userId, nodeId: me.nodeId, name: me.name };
     const theirs: RoomMember = {
-      sessionId: partner.sessionId,
+      sessionId: sessionOfPoolKey(partner.sessionId),
       userId: partner.userId,
       nodeId: partner.nodeId,
       name: partner.name,

@@ -35,6 +35,15 @@ import { FrameError, parseClientFrame, validateClientFrame } from "./validate.js
  */
 export type SessionState = "idle" | "waiting" | "room" | "away" | "closed";
 
+/** Separates a session id from the version in a pool key; never part of a session id. */
+const POOL_KEY_SEPARATOR = "~";
+
+/** The session id behind a pool key. */
+export function sessionOfPoolKey(poolKey: string): string {
+  const i = poolKey.lastIndexOf(POOL_KEY_SEPARATOR);
+  return i < 0 ? poolKey : poolKey.slice(0, i);
+}
+
 /** One settled promise shared by every idle session's queues. */
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -61,6 +70,11 @@ export class Session {
   private since = 0;
   private tail: Promise<void> = RESOLVED;
   private pending = 0;
+  /** The key of this session's current pool entry (see {@link sessionOfPoolKey}). */
+  private poolKey = "";
+  private poolVersion = 0;
+  /** Rooms that closed while this session was waiting for their `matched` (see `applyFrame`). */
+  private abandoned: string[] | undefined;
   /** Tasks queued or running in {@link Session.schedule}. */
   private depth = 0;
   private strikes = 0;
@@ -259,7 +273,7 @@ export class Session {
   private async leaveForAWhile(): Promise<void> {
     const { logical, partner, roomId } = this;
     this.persist();
-    if (logical === "waiting") await this.hub.store.pool.remove(this.id);
+    if (logical === "waiting") await this.hub.store.pool.remove(this.poolKey);
     if (logical === "room" && partner !== undefined && roomId !== undefined) {
       await this.hub.route(partner, {
         to: partner.sessionId,
@@ -487,16 +501,17 @@ export class Session {
   }
 
   private async join(frame: JoinFrame, reply: Reply | undefined): Promise<void> {
+    await this.churn();
+    // Checked after the await: a match may have landed meanwhile.
     if (this.logical === "room")
       throw new WhisperError("in_room", "you are in a room: send `next` or `leave` first");
-    await this.churn();
     if (frame.name !== undefined && this.identity.guest === true) {
       this.identity = { ...this.identity, name: frame.name };
     }
     const params: JoinParams = { lat: frame.location.lat, lng: frame.location.lng, rangeKm: frame.rangeKm };
     if (this.logical === "waiting") {
       // An update: take the entry out first; if it is already gone, we were just claimed.
-      const removed = await this.hub.store.pool.remove(this.id);
+      const removed = await this.hub.store.pool.remove(this.poolKey);
       if (!removed)
         throw new WhisperError("in_room", "you were just matched: a `matched` frame is on its way");
       await this.enterPool(params, this.since, frame.id, reply, true);
@@ -516,8 +531,12 @@ export class Session {
     this.lastJoin = params;
     this.since = since;
     this.logical = "waiting";
+    // A fresh pool key per entry: a claim aimed at an entry this session has since replaced
+    // (a location update racing with someone's search) finds nothing and fails.
+    this.poolVersion++;
+    this.poolKey = `${this.id}${POOL_KEY_SEPARATOR}${this.poolVersion.toString(36)}`;
     const entry: PoolEntry = {
-      sessionId: this.id,
+      sessionId: this.poolKey,
       userId: this.identity.userId,
       nodeId: this.hub.nodeId,
       name: this.identity.name,
@@ -529,7 +548,7 @@ export class Session {
     await this.hub.store.pool.add(entry);
     if (this.isClosed() || this.conn === undefined) {
       // The connection closed while the entry was being added: take it back out.
-      await this.hub.store.pool.remove(this.id);
+      await this.hub.store.pool.remove(entry.sessionId);
       return;
     }
     if (answer) {
@@ -546,7 +565,7 @@ export class Session {
     const timer = setTimeout(() => {
       this.schedule(async () => {
         if (this.closed || this.conn === undefined || this.logical !== "waiting") return;
-        const entry = await this.hub.store.pool.get(this.id);
+        const entry = await this.hub.store.pool.get(this.poolKey);
         if (entry !== undefined) await this.hub.match(entry, this);
       });
     }, delayMs);
@@ -621,6 +640,8 @@ export class Session {
     if (this.logical === "room" && partner !== undefined) {
       await this.hub.store.exclusions.add(this.identity.userId, partner.userId, this.settings.nextCooldownMs);
       await this.leaveRoomOrPool("next");
+      // When the cooldown ends the two may be eligible again: look again then.
+      this.searchAgainLater(this.settings.nextCooldownMs + 1);
     }
     await this.enterPool(params, this.settings.now(), id, reply, true);
   }
@@ -649,7 +670,7 @@ export class Session {
     this.partner = undefined;
     this.clearPartnerLost();
     if (logical === "waiting") {
-      await this.hub.store.pool.remove(this.id);
+      await this.hub.store.pool.remove(this.poolKey);
     } else if (logical === "room" && roomId !== undefined) {
       this.hub.emit("left", { ...this.info(), roomId, reason: event });
       await this.hub.closeRoom(roomId, this.id, reason);
@@ -680,6 +701,17 @@ export class Session {
         this.send(frame);
         return;
       }
+      const abandoned = this.abandoned?.indexOf(frame.roomId) ?? -1;
+      if (abandoned >= 0 && this.logical === "waiting" && !this.closed) {
+        // The room closed before its `matched` reached us: we were claimed out of the pool for
+        // nothing. Go back in (same place in the queue) and search again.
+        this.abandoned?.splice(abandoned, 1);
+        const params = this.lastJoin;
+        if (params !== undefined) {
+          this.schedule(() => this.enterPool(params, this.since, undefined, undefined, false));
+        }
+        return;
+      }
       if (this.closed || this.logical !== "waiting" || message?.partner === undefined) {
         // We left the pool (or closed) after being claimed: undo the room for the partner.
         this.run(this.hub.closeRoom(frame.roomId, this.id, this.closed ? "disconnected" : "left"));
@@ -705,7 +737,16 @@ export class Session {
       this.emitOrKeep(frame);
       return;
     }
-    if (!replaying && (this.closed || this.logical !== "room" || this.roomId !== roomId)) return;
+    if (!replaying && (this.closed || this.logical !== "room" || this.roomId !== roomId)) {
+      if (frame.type === "partner_left" && this.logical === "waiting" && roomId !== undefined) {
+        // A room we were claimed into closed before its `matched` arrived (frames from two
+        // nodes need not arrive in order): remember it, so that `matched` is not taken.
+        this.abandoned ??= [];
+        this.abandoned.push(roomId);
+        if (this.abandoned.length > 8) this.abandoned.shift();
+      }
+      return;
+    }
     if (frame.type === "partner_left") {
       this.logical = "idle";
       this.roomId = undefined;
@@ -823,7 +864,7 @@ export class Session {
     this.movedTo = nodeId;
     const wasLive = this.conn !== undefined;
     this.detach(CloseCode.Replaced, "session resumed by another connection");
-    if (wasLive && this.logical === "waiting") await this.hub.store.pool.remove(this.id);
+    if (wasLive && this.logical === "waiting") await this.hub.store.pool.remove(this.poolKey);
     this.clearGrace();
     this.clearPartnerLost();
     if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
