@@ -1,7 +1,7 @@
-import type { Store } from "@whisperchat/core";
+import { createJwtAuth, type Store } from "@whisperchat/core";
 import { clusterConformance, transportConformance } from "@whisperchat/core/testing";
 import { createRedisStore } from "@whisperchat/store-redis";
-import { afterEach, beforeEach, describe, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startWsHarness } from "../../adapter-ws/test/harness.js";
 import { connect, deleteUnder, describeRedis, testPrefix } from "./redis.js";
 
@@ -60,4 +60,28 @@ describeRedis("hubs on the Redis store", () => {
       limits: { maxMessageChars: 1000, maxRangeKm: 20000, messageBurst: 10 },
     },
   );
+});
+
+describeRedis("bans on the Redis store", () => {
+  it("a ban made on one node is seen by another: the user is refused with 403 there", async () => {
+    const jwt = createJwtAuth({ secret: "a shared secret that is long enough for HS256" });
+    const store = redisStore();
+    const options = { store, authenticate: jwt.authenticate, allowGuests: false };
+    const n1 = await startWsHarness(options, {}, { closeStore: false });
+    const n2 = await startWsHarness(options, {}, { closeStore: false });
+    try {
+      const token = (await jwt.sign({ userId: "troll", name: "Troll", roles: [] })).token;
+      const ok = await n2.connect({ token });
+      await ok.close();
+      await n1.hub.ban("troll", { reason: "spam" });
+      expect((await n2.connectRefused({ token })).status).toBe(403);
+      expect(await n2.hub.unban("troll")).toBe(true);
+      const back = await n1.connect({ token });
+      await back.close();
+    } finally {
+      await n1.close();
+      await n2.close();
+      await store.close();
+    }
+  });
 });
