@@ -225,3 +225,86 @@ describe("adapter-ws behind a proxy", () => {
     await first.close();
   });
 });
+
+describe("adapter-ws: limits that protect the service", () => {
+  async function pairOn(harness: WsHarness) {
+    const a = await harness.connect();
+    const b = await harness.connect();
+    await expectFrame(a, "welcome");
+    await expectFrame(b, "welcome");
+    a.send({ type: "join", location: { lat: 5, lng: 5 }, rangeKm: 5 });
+    await expectFrame(a, "waiting");
+    b.send({ type: "join", location: { lat: 5, lng: 5 }, rangeKm: 5 });
+    await expectFrame(b, "waiting");
+    await expectFrame(a, "matched");
+    await expectFrame(b, "matched");
+    return { a, b };
+  }
+
+  it("a session that keeps flooding after rate_limited is closed with 1008; its partner is told", async () => {
+    h = await startWsHarness({ messageRate: { capacity: 2, ratePerSec: 0.5 }, floodCloseAfter: 5 });
+    const { a, b } = await pairOn(h);
+    for (let i = 0; i < 20; i++) a.send({ type: "message", text: `spam ${i}` });
+    expect(await a.closed).toBe(1008);
+    expect((await expectFrame(b, "message")).text).toBe("spam 0");
+    expect((await expectFrame(b, "message")).text).toBe("spam 1");
+    expect((await expectFrame(b, "partner_left")).reason).toBe("disconnected");
+    const c = await h.connect();
+    expect((await c.next()).type).toBe("welcome"); // the server is fine
+    await c.close();
+  });
+
+  it("typing frames over the message rate are dropped quietly (no error frame)", async () => {
+    h = await startWsHarness({ messageRate: { capacity: 2, ratePerSec: 0.1 } });
+    const { a, b } = await pairOn(h);
+    a.send({ type: "message", text: "one" });
+    a.send({ type: "message", text: "two" });
+    await expectFrame(a, "ack");
+    await expectFrame(a, "ack");
+    a.send({ type: "typing", active: true });
+    a.send({ type: "ping", id: "sync" });
+    // No error for the typing frame: the next frame a sees is the pong.
+    expect(await a.next()).toEqual({ type: "pong", id: "sync" });
+    await expectFrame(b, "message");
+    await expectFrame(b, "message");
+    b.send({ type: "ping", id: "b" });
+    expect(await b.next()).toEqual({ type: "pong", id: "b" }); // the typing never reached b
+  });
+
+  it("join and next churn per user is limited with rate_limited and retryAfterMs", async () => {
+    h = await startWsHarness({ churnRate: { capacity: 3, ratePerSec: 0.5 } });
+    const a = await h.connect();
+    await expectFrame(a, "welcome");
+    const answers: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      a.send({ type: "join", id: `j${i}`, location: { lat: 7, lng: 7 }, rangeKm: 1 + i });
+      const f = await a.next();
+      answers.push(f.type === "error" ? `${f.code}:${(f.retryAfterMs ?? 0) > 0}` : f.type);
+    }
+    expect(answers).toEqual(["waiting", "waiting", "waiting", "rate_limited:true", "rate_limited:true"]);
+    await a.close();
+  });
+
+  it("refuses connections past the session cap with 503 and Retry-After", async () => {
+    h = await startWsHarness({ maxSessions: 2 });
+    const a = await h.connect();
+    const b = await h.connect();
+    await expectFrame(a, "welcome");
+    await expectFrame(b, "welcome");
+    const ws = new WebSocket(h.url);
+    const res = await new Promise<{ status: number; retryAfter: string | undefined }>((resolve) => {
+      ws.once("unexpected-response", (_req, r) => {
+        resolve({ status: r.statusCode ?? 0, retryAfter: r.headers["retry-after"] as string | undefined });
+        r.resume();
+      });
+      ws.once("error", () => undefined);
+    });
+    expect(res.status).toBe(503);
+    expect(Number(res.retryAfter)).toBeGreaterThanOrEqual(1);
+    await a.close();
+    const c = await h.connect(); // room again once a session ended
+    expect((await c.next()).type).toBe("welcome");
+    await b.close();
+    await c.close();
+  });
+});
