@@ -441,7 +441,8 @@ export class Session {
         // Best effort: dropped outside a room (it may race with partner_left) and when limited.
         if (this.logical === "room" && this.partner !== undefined && this.roomId !== undefined) {
           const limit = await this.hub.store.limiter.consume(`msg:${this.id}`, this.settings.messageRate, 0);
-          if (limit.level >= this.settings.messageRate.capacity) return;
+          // Dropped while a message would be refused: typing must not outlast the rate.
+          if (limit.level + 1 > this.settings.messageRate.capacity) return;
           await this.hub.route(this.partner, {
             to: this.partner.sessionId,
             roomId: this.roomId,
