@@ -1,6 +1,7 @@
 import type { Connection, Identity, Reply, SessionLink } from "./connection.js";
 import { CloseCode, WhisperError } from "./errors.js";
 import type { HubSettings, SessionInfo, WhisperHub } from "./hub.js";
+import { type BucketState, leakyBucketInPlace } from "./limiter.js";
 import type {
   BlockFrame,
   ClientFrame,
@@ -15,6 +16,7 @@ import { PROTOCOL_VERSION } from "./protocol.js";
 import type {
   FrameMessage,
   JoinParams,
+  LimitResult,
   PoolEntry,
   RoomMember,
   SessionRecord,
@@ -70,6 +72,8 @@ export class Session {
   private since = 0;
   private tail: Promise<void> = RESOLVED;
   private pending = 0;
+  /** The per-session message bucket (created on the first message). */
+  private bucket: BucketState | undefined;
   /** The key of this session's current pool entry (see {@link sessionOfPoolKey}). */
   private poolKey = "";
   private poolVersion = 0;
@@ -440,7 +444,7 @@ export class Session {
       case "typing":
         // Best effort: dropped outside a room (it may race with partner_left) and when limited.
         if (this.logical === "room" && this.partner !== undefined && this.roomId !== undefined) {
-          const limit = await this.hub.store.limiter.consume(`msg:${this.id}`, this.settings.messageRate, 0);
+          const limit = this.consumeLocal(0);
           // Dropped while a message would be refused: typing must not outlast the rate.
           if (limit.level + 1 > this.settings.messageRate.capacity) return;
           await this.hub.route(this.partner, {
@@ -561,6 +565,16 @@ export class Session {
     if (this.logical === "waiting") await this.hub.match(entry, this);
   }
 
+  /**
+   * The per-session message bucket. A session lives on one node at a time, so its bucket needs
+   * no store round trip (the per-user bucket, shared by every node, does); after a move to
+   * another node it starts afresh.
+   */
+  private consumeLocal(cost: number): LimitResult {
+    this.bucket ??= { level: 0, at: this.settings.now() };
+    return leakyBucketInPlace(this.bucket, this.settings.messageRate, cost, this.settings.now());
+  }
+
   /** Runs the pool search again after `delayMs`, if the session is still waiting by then. */
   searchAgainLater(delayMs: number): void {
     const timer = setTimeout(() => {
@@ -585,7 +599,7 @@ export class Session {
     if (this.logical !== "room" || partner === undefined || roomId === undefined) {
       throw new WhisperError("not_in_room", "you are not in a room: wait for `matched`");
     }
-    const session = await this.hub.store.limiter.consume(`msg:${this.id}`, this.settings.messageRate, 1);
+    const session = this.consumeLocal(1);
     const user = session.allowed
       ? await this.hub.store.limiter.consume(`msgu:${this.identity.userId}`, this.settings.userMessageRate, 1)
       : session;
