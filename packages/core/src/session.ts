@@ -72,6 +72,8 @@ export class Session {
   private since = 0;
   private tail: Promise<void> = RESOLVED;
   private pending = 0;
+  /** A pending {@link Session.searchAgainLater}; cleared when the session ends or moves. */
+  private searchTimer: NodeJS.Timeout | undefined;
   /** The per-session message bucket (created on the first message). */
   private bucket: BucketState | undefined;
   /** The key of this session's current pool entry (see {@link sessionOfPoolKey}). */
@@ -296,6 +298,16 @@ export class Session {
   private clearGrace(): void {
     if (this.graceTimer !== undefined) clearTimeout(this.graceTimer);
     this.graceTimer = undefined;
+  }
+
+  /** Stops the timers that only matter while the session lives here. */
+  private clearTimers(): void {
+    this.clearGrace();
+    this.clearPartnerLost();
+    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    this.tokenTimer = undefined;
+    if (this.searchTimer !== undefined) clearTimeout(this.searchTimer);
+    this.searchTimer = undefined;
   }
 
   /** Replays what was missed while away, then tells the partner, then rejoins the pool if waiting. */
@@ -577,7 +589,9 @@ export class Session {
 
   /** Runs the pool search again after `delayMs`, if the session is still waiting by then. */
   searchAgainLater(delayMs: number): void {
+    if (this.searchTimer !== undefined) clearTimeout(this.searchTimer);
     const timer = setTimeout(() => {
+      this.searchTimer = undefined;
       this.schedule(async () => {
         if (this.closed || this.conn === undefined || this.logical !== "waiting") return;
         const entry = await this.hub.store.pool.get(this.poolKey);
@@ -585,6 +599,7 @@ export class Session {
       });
     }, delayMs);
     timer.unref();
+    this.searchTimer = timer;
   }
 
   private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
@@ -846,8 +861,7 @@ export class Session {
     // report must not be taken for a dropped connection.
     this.generation++;
     if (reason !== undefined && code !== undefined) this.conn?.close(code, reason);
-    this.clearGrace();
-    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    this.clearTimers();
     // Leaving takes the state synchronously; only then is the session marked closed.
     const leaving = this.leaveRoomOrPool("disconnected");
     this.closed = true;
@@ -862,9 +876,7 @@ export class Session {
 
   /** The node halts (a crash, for tests): cut the connection, stop every timer, tell nobody. */
   halt(): void {
-    this.clearGrace();
-    this.clearPartnerLost();
-    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    this.clearTimers();
     this.closed = true;
     const conn = this.conn;
     this.conn = undefined;
@@ -880,9 +892,7 @@ export class Session {
     const wasLive = this.conn !== undefined;
     this.detach(CloseCode.Replaced, "session resumed by another connection");
     if (wasLive && this.logical === "waiting") await this.hub.store.pool.remove(this.poolKey);
-    this.clearGrace();
-    this.clearPartnerLost();
-    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    this.clearTimers();
     this.closed = true;
     await this.outbox;
     return this.snapshot();
