@@ -1,0 +1,121 @@
+/**
+ * One server node of the cross-node relay benchmark (`bench/redis.ts`), in a process of its own
+ * so that its CPU time is its own. Two of them run on one Redis. Driven over IPC:
+ *
+ * - `start({ kind, prefix, nodeId })` starts the node on a loopback port and resolves `{ port }`:
+ *   - `whisper`: WhisperChat through `@whisperchat/adapter-ws` on `@whisperchat/store-redis`
+ *     (key prefix `prefix`), message, churn and connection limits raised out of the way;
+ *   - `socketio`: a Socket.IO server with `@socket.io/redis-adapter` (channels under `prefix`).
+ *     A client names its partner's socket id with `partner`; each `m` event is relayed with
+ *     `io.to(partnerId).emit("m", payload)`, which the adapter routes through Redis when the
+ *     partner is on the other node;
+ * - `cpu()` resolves this process's CPU time so far (user + system, microseconds);
+ * - `mem()` runs a full GC and resolves `process.memoryUsage()`;
+ * - `stop()` closes the node and its Redis connections (keys are the coordinator's to delete).
+ */
+import { createServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { attachWebSocket, type WebSocketAdapter } from "@whisperchat/adapter-ws";
+import { createWhisper, type WhisperHub } from "@whisperchat/core";
+import { createRedisStore, type RedisStore } from "@whisperchat/store-redis";
+import { Redis } from "ioredis";
+import { Server as IoServer } from "socket.io";
+import { fullGc, serve } from "./ipc.js";
+import { REDIS_URL } from "./redis-util.js";
+
+/** The servers compared. */
+export type ClusterKind = "whisper" | "socketio";
+
+/** Out of the way: the relay, not the limiter, is measured. */
+const UNLIMITED = { capacity: 1e9, ratePerSec: 1e9 };
+/**
+ * Both servers' Redis clients: autopipelining sends the commands of one tick in one write (the
+ * store's README recommends it for throughput between nodes); one retry, like a production app.
+ */
+const CLIENT_OPTIONS = { enableAutoPipelining: true, maxRetriesPerRequest: 1 };
+
+let http: HttpServer | undefined;
+let stopNode: (() => Promise<void>) | undefined;
+
+function startWhisper(server: HttpServer, prefix: string, nodeId: string): () => Promise<void> {
+  const client = new Redis(REDIS_URL, CLIENT_OPTIONS);
+  const store: RedisStore = createRedisStore({ client, keyPrefix: prefix });
+  const hub: WhisperHub = createWhisper({
+    store,
+    nodeId,
+    messageRate: UNLIMITED,
+    userMessageRate: UNLIMITED,
+    churnRate: UNLIMITED,
+    // Every client comes from 127.0.0.1: the connection limiter would refuse most of them.
+    connectRate: UNLIMITED,
+  });
+  const ws: WebSocketAdapter = attachWebSocket(hub, { server });
+  return async () => {
+    await ws.close();
+    await hub.close();
+    await store.close();
+    await client.quit();
+  };
+}
+
+function startSocketIo(server: HttpServer, prefix: string): () => Promise<void> {
+  const pub = new Redis(REDIS_URL, CLIENT_OPTIONS);
+  const sub = pub.duplicate();
+  const io = new IoServer(server, {
+    serveClient: false,
+    adapter: createAdapter(pub, sub, { key: `${prefix}socket.io` }),
+  });
+  io.on("connection", (socket) => {
+    let partner = "";
+    socket.on("partner", (id: unknown, ack?: () => void) => {
+      partner = String(id);
+      if (typeof ack === "function") ack();
+    });
+    socket.on("m", (payload: unknown) => {
+      io.to(partner).emit("m", payload);
+    });
+  });
+  return async () => {
+    await new Promise<void>((resolve) => io.close(() => resolve()));
+    // The adapter unsubscribes without waiting for the reply: let it land before quitting, or
+    // its promise rejects with nobody to catch it.
+    await sub.ping().catch(() => undefined);
+    await Promise.all([pub.quit(), sub.quit()]);
+  };
+}
+
+serve({
+  async start(arg) {
+    const { kind, prefix, nodeId } = arg as { kind: ClusterKind; prefix: string; nodeId: string };
+    if (http !== undefined) throw new Error("already started");
+    const server = createServer((_req, res) => {
+      res.writeHead(404).end();
+    });
+    server.maxConnections = 100_000;
+    stopNode = kind === "whisper" ? startWhisper(server, prefix, nodeId) : startSocketIo(server, prefix);
+    await new Promise<void>((resolve) =>
+      server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, resolve),
+    );
+    http = server;
+    return { port: (server.address() as AddressInfo).port };
+  },
+  cpu() {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  },
+  mem() {
+    fullGc();
+    return process.memoryUsage();
+  },
+  async stop() {
+    const stop = stopNode;
+    stopNode = undefined;
+    await stop?.();
+    const server = http;
+    http = undefined;
+    server?.closeAllConnections();
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+    return null;
+  },
+});
