@@ -3,7 +3,7 @@ import type { ErrorCode } from "../errors.js";
 import type { ServerFrame } from "../protocol.js";
 import type { TestApi } from "./test-api.js";
 
-/** A frame the suite sends: any JSON object (the suite also sends invalid ones on purpose). */
+/** A frame the suite sends: a JSON object of whatever shape (it sends invalid ones on purpose). */
 export type OutboundFrame = { type?: unknown; [field: string]: unknown };
 
 /**
