@@ -105,7 +105,12 @@ export async function startWsHarness(
       return new Promise((resolve, reject) => {
         ws.once("open", () => reject(new Error("the connection was accepted")));
         ws.once("unexpected-response", (_req, res) => {
-          resolve({ status: res.statusCode ?? 0 });
+          const retryAfter = res.headers["retry-after"];
+          resolve(
+            retryAfter === undefined
+              ? { status: res.statusCode ?? 0 }
+              : { status: res.statusCode ?? 0, retryAfterSec: Number(retryAfter) },
+          );
           res.resume();
           ws.terminate();
         });

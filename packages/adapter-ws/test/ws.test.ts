@@ -111,16 +111,9 @@ describe("adapter-ws", () => {
     h = await startWsHarness({ connectRate: { capacity: 2, ratePerSec: 0.5 } });
     const a = await h.connect();
     const b = await h.connect();
-    const ws = new WebSocket(h.url);
-    const res = await new Promise<{ status: number; retryAfter: string | undefined }>((resolve) => {
-      ws.once("unexpected-response", (_req, r) => {
-        resolve({ status: r.statusCode ?? 0, retryAfter: r.headers["retry-after"] as string | undefined });
-        r.resume();
-      });
-      ws.once("error", () => undefined);
-    });
+    const res = await h.connectRefused();
     expect(res.status).toBe(429);
-    expect(Number(res.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(res.retryAfterSec).toBeGreaterThanOrEqual(1);
     await a.close();
     await b.close();
   });
@@ -291,16 +284,9 @@ describe("adapter-ws: limits that protect the service", () => {
     const b = await h.connect();
     await expectFrame(a, "welcome");
     await expectFrame(b, "welcome");
-    const ws = new WebSocket(h.url);
-    const res = await new Promise<{ status: number; retryAfter: string | undefined }>((resolve) => {
-      ws.once("unexpected-response", (_req, r) => {
-        resolve({ status: r.statusCode ?? 0, retryAfter: r.headers["retry-after"] as string | undefined });
-        r.resume();
-      });
-      ws.once("error", () => undefined);
-    });
+    const res = await h.connectRefused();
     expect(res.status).toBe(503);
-    expect(Number(res.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(res.retryAfterSec).toBeGreaterThanOrEqual(1);
     await a.close();
     const c = await h.connect(); // room again once a session ended
     expect((await c.next()).type).toBe("welcome");

@@ -29,6 +29,8 @@ export interface TestClient {
 export interface RefusedConnection {
   /** The HTTP status (ws) or `connect_error.data.status` (Socket.IO). */
   status: number;
+  /** The `Retry-After` of a 429 or 503, in seconds, when the transport carries one. */
+  retryAfterSec?: number;
 }
 
 /** One transport under test: a server already mounted, and a way to connect clients to it. */
