@@ -53,6 +53,12 @@ export interface SearchPlan {
   /** How far the centre moved from the newcomer's point to be GEO-valid, in Redis metres. */
   movedM: number;
   tiers: TierSearch[];
+  /**
+   * Whether the polar entries (beyond ±{@link GEO_MAX_LAT}°) are checked: only when the
+   * newcomer's circle reaches that far (a point within d of the newcomer lies within d of its
+   * latitude), so that searches elsewhere never scan them.
+   */
+  polar: boolean;
 }
 
 /** Longitude as Redis GEO handles it well: 180 is spelt -180 (the same meridian). */
@@ -111,7 +117,10 @@ export function searchPlan(
     return { mode: "radius", searchM: keepM, keepM };
   });
   const earthWide = !(rangeKm * 1000 * SCALE < WHOLE_EARTH_NEAR_M);
-  return { lat: centreLat, lng: geoLng(lng), rangeKm: earthWide ? "inf" : rangeKm, movedM, tiers };
+  // With slack: the polar check allows a hair over the range (see CANDIDATES).
+  const reachDeg = Math.abs(lat) + ((rangeKm * (1 + 1e-6) + 1) / EARTH_RADIUS_KM) * DEG;
+  const polar = earthWide || !(reachDeg < GEO_MAX_LAT);
+  return { lat: centreLat, lng: geoLng(lng), rangeKm: earthWide ? "inf" : rangeKm, movedM, tiers, polar };
 }
 
 /** The tier of a range: 1-based index of the first bound >= rangeKm (the last tier is open). */
@@ -182,7 +191,7 @@ return 1
 
 // ARGV: the newcomer's point (lat, lng) and range (km or 'inf'), the GEO-valid centre (lng,
 // lat), how far the centre moved (m), then per tier: search radius (m), kept radius (m or
-// 'inf'). A member found at distance d (Redis's metric, from the centre) is kept when
+// 'inf'), and last '1' to check the polar entries or '0' to skip them. A member found at distance d (Redis's metric, from the centre) is kept when
 // d <= min(its range, the newcomer's range) converted like the plan's radii: only the extras
 // that quantisation and the pole detour let through remain.
 const CANDIDATES = script(
@@ -216,7 +225,8 @@ for i = 3, #KEYS do
 end
 -- Polar entries: few, checked one by one with core's haversine (and a hair of slack).
 local plat, plng = math.rad(tonumber(ARGV[1])), math.rad(tonumber(ARGV[2]))
-local polar = redis.call('HGETALL', KEYS[2])
+local polar = {}
+if ARGV[#ARGV] == '1' then polar = redis.call('HGETALL', KEYS[2]) end
 for i = 1, #polar, 2 do
   local elat, elng, erange = string.match(polar[i + 1], '^(%S+) (%S+) (%S+)$')
   elat, elng = math.rad(tonumber(elat)), math.rad(tonumber(elng))
@@ -300,6 +310,7 @@ export class RedisPool implements PoolStore {
     const plan = searchPlan(lat, lng, rangeKm, this.#tiers);
     const args: (string | number)[] = [lat, lng, plan.rangeKm, plan.lng, plan.lat, plan.movedM];
     for (const t of plan.tiers) args.push(t.searchM, numArg(t.keepM));
+    args.push(plan.polar ? "1" : "0");
     const values = (await attempt("pool.candidates", () =>
       run(this.#client, CANDIDATES, this.#keys, args),
     )) as string[];

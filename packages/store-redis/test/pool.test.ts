@@ -142,6 +142,26 @@ describeRedis("store-redis: pool", () => {
     expect((await redis.pool.candidates(0, 0, 20_000)).map((e) => e.sessionId)).not.toContain("limit");
   });
 
+  it("polar entries are checked exactly when the newcomer's circle reaches beyond 85°", async () => {
+    const redis = open();
+    const base = { nodeId: "n", name: "x", since: 1, rangeKm: 20_000 };
+    await redis.pool.add({ ...base, sessionId: "north", userId: "a", lat: 85.2, lng: 10 });
+    await redis.pool.add({ ...base, sessionId: "south", userId: "b", lat: -89, lng: -60 });
+    // From 80° N on the same meridian, "north" is 5.2° of arc away.
+    const d = haversineKm(80, 10, 85.2, 10);
+    const ids = async (lat: number, lng: number, rangeKm: number) =>
+      (await redis.pool.candidates(lat, lng, rangeKm)).map((e) => e.sessionId);
+    expect(await ids(80, 10, d + 0.01)).toEqual(["north"]);
+    expect(await ids(80, 10, d - 0.01)).toEqual([]);
+    expect(searchPlan(80, 10, d + 0.01, [1, 10]).polar).toBe(true);
+    expect(searchPlan(80, 10, d - 60, [1, 10]).polar).toBe(false);
+    expect(searchPlan(48.85, 2.35, 100, [1, 10]).polar).toBe(false);
+    expect(searchPlan(-84.99, 0, 2, [1, 10]).polar).toBe(true);
+    // A planet-wide range from anywhere reaches both.
+    expect((await ids(0, 0, 20_000)).sort()).toEqual(["north", "south"]);
+    expect(searchPlan(0, 0, 20_000, [1, 10]).polar).toBe(true);
+  });
+
   it("in a crowded city, small-range entries are searched with their own small radius", async () => {
     const redis = open();
     const rand = prng(7);
