@@ -26,11 +26,22 @@ import type {
   BusMessage,
   FrameMessage,
   PoolEntry,
+  RelayBatch,
   RoomMember,
   RoomRecord,
   SessionSnapshot,
   Store,
+  StoredMessage,
 } from "./store.js";
+
+/** What became of one message of a batch (see {@link WhisperHub.relayMessages}). */
+export type RelayOutcome =
+  | { status: "sent" }
+  | { status: "limited"; retryAfterMs: number }
+  /** The room closed: nothing stored. */
+  | { status: "closed" }
+  /** Stored, but the partner's session is gone. */
+  | { status: "gone" };
 
 /**
  * Decides who a connecting client is. Return an {@link Identity} to accept, `null` to treat
@@ -307,6 +318,8 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   private ready: Promise<void>;
   private readonly heartbeat: NodeJS.Timeout;
   private closing = false;
+  /** Clean-ups of ended sessions still talking to the store (awaited by `close`). */
+  private readonly settling = new Set<Promise<unknown>>();
   private storeObserver: StoreObserver | undefined;
   /** The logger given in the options (silent by default). */
   readonly logger: Logger;
@@ -703,6 +716,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     } else {
       await Promise.allSettled(all.map((s) => s.terminate(code, reason)));
     }
+    await Promise.allSettled([...this.settling]);
     await this.ready.catch(() => undefined);
     const unsub = this.unsubscribe;
     this.unsubscribe = undefined;
@@ -728,6 +742,13 @@ export class WhisperHub extends EventEmitter<HubEvents> {
 
   // ------------------------------------------------------------------------------------------
   // Internal: used by sessions.
+
+  /** @internal Lets `close` wait for this work of a session that already left the hub. */
+  settle(work: Promise<unknown>): void {
+    this.settling.add(work);
+    const done = () => this.settling.delete(work);
+    work.then(done, done);
+  }
 
   /** @internal */
   forget(session: Session): void {
@@ -903,6 +924,11 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   async route(member: RoomMember, message: FrameMessage): Promise<boolean> {
     if (member.nodeId === this.nodeId) return this.deliverHere(message);
     if (await this.store.bus.publish(member.nodeId, message)) return true;
+    return this.routeElsewhere(member, message);
+  }
+
+  /** A frame whose publish to `member.nodeId` reached nobody: find where the session lives now. */
+  private async routeElsewhere(member: RoomMember, message: FrameMessage): Promise<boolean> {
     // The node is gone: find where the session lives now, or keep the frame for its resume.
     const record = await this.store.sessions.get(message.to);
     if (record !== undefined && record.nodeId !== member.nodeId) {
@@ -920,6 +946,80 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     }
     await this.undeliverable(message);
     return false;
+  }
+
+  /**
+   * @internal Stores and routes one sender's messages to one room, in order: the per-user
+   * bucket, the history append and the hand-over to the partner, through the store's
+   * {@link RelayStore} when it has one (one round trip for the batch), else step by step.
+   * `inRoom` tells whether the sender is still in the room (checked between steps).
+   */
+  async relayMessages(
+    userId: string,
+    roomId: string,
+    partner: RoomMember,
+    messages: readonly StoredMessage[],
+    inRoom: () => boolean,
+  ): Promise<RelayOutcome[]> {
+    const bucket = { key: `msgu:${userId}`, rule: this.settings.userMessageRate };
+    const frames = messages.map(
+      (m): FrameMessage => ({
+        to: partner.sessionId,
+        roomId,
+        frame: { type: "message", roomId, messageId: m.messageId, text: m.text, ts: m.ts },
+      }),
+    );
+    const relay = this.store.relay;
+    if (relay === undefined) return this.relayStepByStep(bucket, roomId, partner, messages, frames, inRoom);
+    const remote = partner.nodeId !== this.nodeId;
+    const batch: RelayBatch = { roomId, messages, historyLimit: this.settings.historyLimit, bucket };
+    if (remote) batch.route = { nodeId: partner.nodeId, frames };
+    const result = await relay.send(batch);
+    const outcomes: RelayOutcome[] = [];
+    for (let i = 0; i < messages.length; i++) {
+      if (i >= result.allowed) outcomes.push({ status: "limited", retryAfterMs: result.retryAfterMs });
+      else if (!result.stored) outcomes.push({ status: "closed" });
+      else if (remote && result.routed) outcomes.push({ status: "sent" });
+      else {
+        // Local partner, or its node did not answer: deliver (or keep) each one as `route` does.
+        const frame = frames[i] as FrameMessage;
+        const ok = remote ? await this.routeElsewhere(partner, frame) : await this.deliverHere(frame);
+        outcomes.push({ status: ok ? "sent" : "gone" });
+      }
+    }
+    return outcomes;
+  }
+
+  private async relayStepByStep(
+    bucket: { key: string; rule: BucketRule },
+    roomId: string,
+    partner: RoomMember,
+    messages: readonly StoredMessage[],
+    frames: readonly FrameMessage[],
+    inRoom: () => boolean,
+  ): Promise<RelayOutcome[]> {
+    const outcomes: RelayOutcome[] = [];
+    let closed = false;
+    for (let i = 0; i < messages.length; i++) {
+      const limit = await this.store.limiter.consume(bucket.key, bucket.rule, 1);
+      if (!limit.allowed) {
+        outcomes.push({ status: "limited", retryAfterMs: limit.retryAfterMs });
+        continue;
+      }
+      closed ||= !(await this.store.rooms.append(
+        roomId,
+        messages[i] as StoredMessage,
+        this.settings.historyLimit,
+      ));
+      if (closed || !inRoom()) {
+        closed = true;
+        outcomes.push({ status: "closed" });
+        continue;
+      }
+      const ok = await this.route(partner, frames[i] as FrameMessage);
+      outcomes.push({ status: ok ? "sent" : "gone" });
+    }
+    return outcomes;
   }
 
   private async deliverHere(message: FrameMessage): Promise<boolean> {

@@ -30,6 +30,7 @@ const SUBSTORES = [
   "accounts",
   "bans",
   "nodes",
+  "relay",
 ] as const;
 
 /**
@@ -39,7 +40,8 @@ const SUBSTORES = [
 export function observedStore(store: Store, observer: () => StoreObserver | undefined): Store {
   const wrapped: Record<string, unknown> = {};
   for (const name of SUBSTORES) {
-    const sub = store[name] as unknown as Record<string, unknown>;
+    const sub = store[name] as unknown as Record<string, unknown> | undefined;
+    if (sub === undefined) continue; // an optional sub-store the store does not have
     const cache = new Map<PropertyKey, unknown>();
     wrapped[name] = new Proxy(sub, {
       get(target, prop, receiver) {

@@ -1,6 +1,6 @@
 import type { Connection, Identity, Reply, SessionLink } from "./connection.js";
 import { CloseCode, WhisperError } from "./errors.js";
-import type { HubSettings, SessionInfo, WhisperHub } from "./hub.js";
+import type { HubSettings, RelayOutcome, SessionInfo, WhisperHub } from "./hub.js";
 import { type BucketState, leakyBucketInPlace } from "./limiter.js";
 import type {
   BlockFrame,
@@ -21,6 +21,7 @@ import type {
   RoomMember,
   SessionRecord,
   SessionSnapshot,
+  StoredMessage,
 } from "./store.js";
 import { FrameError, parseClientFrame, validateClientFrame } from "./validate.js";
 
@@ -51,6 +52,18 @@ const RESOLVED: Promise<void> = Promise.resolve();
 
 /** How many message ids a session remembers to recognise a resend. */
 const RECENT_ACKS = 64;
+
+/** At most this many messages go to the store in one batch. */
+const RELAY_BATCH = 32;
+
+/** A message past the session's own checks, on its way to the store and the partner. */
+interface Outgoing {
+  frame: MessageRequestFrame;
+  reply: Reply | undefined;
+  roomId: string;
+  partner: RoomMember;
+  stored: StoredMessage;
+}
 
 /** The logical state underneath `away`: what the session comes back to. */
 type Logical = "idle" | "waiting" | "room";
@@ -93,6 +106,12 @@ export class Session {
   /** The room whose partner's node was seen dead (told once). */
   private lostRoom: string | undefined;
   private tokenTimer: NodeJS.Timeout | undefined;
+  /** Messages past the session's checks, waiting for the store (see {@link Session.message}). */
+  private readonly relayQueue: Outgoing[] = [];
+  /** The batch on its way to the store. */
+  private relayBatch: Outgoing[] | undefined;
+  /** Set while the relay queue is being sent. */
+  private relaying: Promise<void> | undefined;
   /** The acks of the latest message ids, so that a resent message is not delivered twice. */
   private recentAcks: Map<string, { messageId: string; ts: number }> | undefined;
   /**
@@ -412,6 +431,7 @@ export class Session {
           : validateClientFrame(input, this.settings.limits);
     } catch (error) {
       if (error instanceof FrameError) {
+        await this.relayed(); // answers go out in request order
         this.hub.countError(error.code, this.id);
         this.answer(errorFrame(error, error.requestId), reply);
         return;
@@ -419,6 +439,8 @@ export class Session {
       throw error;
     }
     try {
+      // Anything but a message waits for the messages before it (see `message`).
+      if (frame.type !== "message") await this.relayed();
       if (
         this.hub.hasAuthorizeHook &&
         !(await this.hub.authorize(this.identity, frame.type, { sessionId: this.id, roomId: this.roomId }))
@@ -427,6 +449,7 @@ export class Session {
       }
       await this.handle(frame, reply);
     } catch (error) {
+      await this.relayed();
       if (error instanceof WhisperError && error.code !== "internal") {
         this.hub.countError(error.code, this.id);
         this.answer(errorFrame(error, frame.id), reply);
@@ -602,59 +625,164 @@ export class Session {
     this.searchTimer = timer;
   }
 
+  /**
+   * A chat message. Once the session's own checks pass, the message joins the relay queue and
+   * the next request may start: the queue goes to the store in batches (one batch while the
+   * previous one is on its way), so a networked store costs one round trip per batch, not
+   * three per message. Answers still go out in request order: every other request, and every
+   * refusal, waits for the queue first (see {@link Session.relayed}).
+   */
   private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
+    if (frame.id !== undefined && this.relaying !== undefined && this.queuedId(frame.id)) {
+      await this.relayed(); // a resend of a message still on its way: answer it as a resend
+    }
     const seen = frame.id === undefined ? undefined : this.recentAcks?.get(frame.id);
     if (seen !== undefined) {
       // A resend (e.g. after a reconnect) of a message that was already delivered: ack it again.
+      await this.relayed();
       this.answer(withId({ type: "ack", messageId: seen.messageId, ts: seen.ts }, frame.id), reply);
       return;
     }
     const partner = this.partner;
     const roomId = this.roomId;
     if (this.logical !== "room" || partner === undefined || roomId === undefined) {
+      await this.relayed();
       throw new WhisperError("not_in_room", "you are not in a room: wait for `matched`");
     }
-    const session = this.consumeLocal(1);
-    const user = session.allowed
-      ? await this.hub.store.limiter.consume(`msgu:${this.identity.userId}`, this.settings.userMessageRate, 1)
-      : session;
-    if (!user.allowed) {
-      this.strikes++;
-      this.hub.countLimited("message", this.id);
-      if (this.strikes >= this.settings.floodCloseAfter) {
-        await this.terminate(CloseCode.Policy, "flooding after repeated rate_limited");
-        return;
-      }
-      throw new WhisperError("rate_limited", "you are sending messages too fast", {
-        retryAfterMs: user.retryAfterMs,
-      });
+    const local = this.consumeLocal(1);
+    if (!local.allowed) {
+      await this.relayed();
+      await this.refuse(local.retryAfterMs, frame.id, reply);
+      return;
     }
-    this.strikes = 0;
-    const ts = this.settings.now();
-    const messageId = this.hub.nextMessageId();
-    const stored = await this.hub.store.rooms.append(
+    this.pending++;
+    this.relayQueue.push({
+      frame,
+      reply,
       roomId,
-      { messageId, from: this.id, text: frame.text, ts },
-      this.settings.historyLimit,
-    );
-    if (!stored || this.roomId !== roomId) throw new WhisperError("not_in_room", "the room was closed");
-    const delivered = await this.hub.route(partner, {
-      to: partner.sessionId,
-      roomId,
-      frame: { type: "message", roomId, messageId, text: frame.text, ts },
+      partner,
+      stored: {
+        messageId: this.hub.nextMessageId(),
+        from: this.id,
+        text: frame.text,
+        ts: this.settings.now(),
+      },
     });
-    if (!delivered) throw new WhisperError("not_in_room", "your partner is gone");
-    this.hub.countMessage();
-    if (frame.id !== undefined) {
-      this.recentAcks ??= new Map();
-      this.recentAcks.set(frame.id, { messageId, ts });
-      if (this.recentAcks.size > RECENT_ACKS)
-        this.recentAcks.delete(this.recentAcks.keys().next().value as string);
+    this.relaying ??= this.relay();
+  }
+
+  /** Sends the relay queue to the store, a batch (one room, at most {@link RELAY_BATCH}) at a time. */
+  private async relay(): Promise<void> {
+    try {
+      const queue = this.relayQueue;
+      while (queue.length > 0) {
+        const roomId = (queue[0] as Outgoing).roomId;
+        let n = 1;
+        while (n < queue.length && n < RELAY_BATCH && (queue[n] as Outgoing).roomId === roomId) n++;
+        const batch = queue.splice(0, n);
+        this.relayBatch = batch;
+        await this.relayOne(batch).catch((error) => this.hub.emit("error", { error, sessionId: this.id }));
+      }
+    } finally {
+      this.relayBatch = undefined;
+      this.relaying = undefined;
     }
-    this.answer(withId({ type: "ack", messageId, ts }, frame.id), reply);
-    if (this.hub.listenerCount("message") > 0) {
-      this.hub.emit("message", { ...this.info(), roomId, messageId, text: frame.text, ts });
+  }
+
+  private async relayOne(batch: Outgoing[]): Promise<void> {
+    const { roomId, partner } = batch[0] as Outgoing;
+    let outcomes: RelayOutcome[];
+    try {
+      outcomes = await this.hub.relayMessages(
+        this.identity.userId,
+        roomId,
+        partner,
+        batch.map((o) => o.stored),
+        () => this.roomId === roomId,
+      );
+    } catch (error) {
+      this.hub.emit("error", { error, sessionId: this.id });
+      for (const o of batch) {
+        this.pending--;
+        this.hub.countError("internal", this.id);
+        this.answer(
+          withId(
+            { type: "error", code: "internal", message: "the server failed to handle this request" },
+            o.frame.id,
+          ),
+          o.reply,
+        );
+      }
+      return;
     }
+    for (let i = 0; i < batch.length; i++) {
+      const o = batch[i] as Outgoing;
+      const outcome = outcomes[i] as RelayOutcome;
+      this.pending--;
+      if (outcome.status === "limited") {
+        await this.refuse(outcome.retryAfterMs, o.frame.id, o.reply);
+        continue;
+      }
+      if (outcome.status !== "sent") {
+        const why = outcome.status === "closed" ? "the room was closed" : "your partner is gone";
+        this.fail(new WhisperError("not_in_room", why), o.frame.id, o.reply);
+        continue;
+      }
+      this.strikes = 0;
+      const { messageId, text, ts } = o.stored;
+      this.hub.countMessage();
+      if (o.frame.id !== undefined) {
+        this.recentAcks ??= new Map();
+        this.recentAcks.set(o.frame.id, { messageId, ts });
+        if (this.recentAcks.size > RECENT_ACKS)
+          this.recentAcks.delete(this.recentAcks.keys().next().value as string);
+      }
+      this.answer(withId({ type: "ack", messageId, ts }, o.frame.id), o.reply);
+      if (this.hub.listenerCount("message") > 0) {
+        this.hub.emit("message", { ...this.info(), roomId, messageId, text, ts });
+      }
+    }
+  }
+
+  /** A message refused by a limit: `rate_limited`, or the 1008 close after too many in a row. */
+  private async refuse(
+    retryAfterMs: number,
+    id: string | undefined,
+    reply: Reply | undefined,
+  ): Promise<void> {
+    if (this.closed) return;
+    this.strikes++;
+    this.hub.countLimited("message", this.id);
+    if (this.strikes >= this.settings.floodCloseAfter) {
+      await this.terminate(CloseCode.Policy, "flooding after repeated rate_limited").catch((error) =>
+        this.hub.emit("error", { error, sessionId: this.id }),
+      );
+      return;
+    }
+    this.fail(
+      new WhisperError("rate_limited", "you are sending messages too fast", { retryAfterMs }),
+      id,
+      reply,
+    );
+  }
+
+  /** Answers a request with an error (counted). */
+  private fail(error: WhisperError, id: string | undefined, reply: Reply | undefined): void {
+    this.hub.countError(error.code, this.id);
+    this.answer(errorFrame(error, id), reply);
+  }
+
+  /** Whether a message with this request id is queued or on its way. */
+  private queuedId(id: string): boolean {
+    return (
+      this.relayQueue.some((o) => o.frame.id === id) ||
+      (this.relayBatch?.some((o) => o.frame.id === id) ?? false)
+    );
+  }
+
+  /** Resolves once every queued message was stored and answered. */
+  private async relayed(): Promise<void> {
+    while (this.relaying !== undefined) await this.relaying;
   }
 
   private async next(id: string | undefined, reply: Reply | undefined): Promise<void> {
@@ -869,9 +997,14 @@ export class Session {
     this.held = undefined;
     this.hub.forget(this);
     this.hub.emit("sessionClosed", { ...this.info(), code });
-    await leaving;
-    await this.outbox;
-    await Promise.all([this.hub.store.sessions.delete(this.id), this.hub.store.mailbox.drain(this.id)]);
+    const cleanup = (async () => {
+      await leaving;
+      await this.outbox;
+      await Promise.all([this.hub.store.sessions.delete(this.id), this.hub.store.mailbox.drain(this.id)]);
+    })();
+    // The hub's close waits for it: no store call outlives the hub.
+    this.hub.settle(cleanup);
+    await cleanup;
   }
 
   /** The node halts (a crash, for tests): cut the connection, stop every timer, tell nobody. */

@@ -176,6 +176,48 @@ export interface LimiterStore {
   consume(key: string, rule: BucketRule, cost: number): Promise<LimitResult>;
 }
 
+/** One sender's messages to one room, oldest first (see {@link RelayStore}). */
+export interface RelayBatch {
+  roomId: string;
+  /** The messages, oldest first. */
+  messages: readonly StoredMessage[];
+  /** How many messages the room's history keeps, as in {@link RoomStore.append}. */
+  historyLimit: number;
+  /** The limiter bucket each message costs 1 in, checked message by message at one instant. */
+  bucket: { key: string; rule: BucketRule };
+  /**
+   * When the recipient lives on another node: `frames[i]` is published to `nodeId` for every
+   * stored message `i`, in order, as {@link BusStore.publish} would (a store may carry several
+   * in one bus delivery; the subscriber's handler still gets them one by one).
+   */
+  route?: { nodeId: string; frames: readonly FrameMessage[] };
+}
+
+/** What {@link RelayStore.send} did. */
+export interface RelayResult {
+  /**
+   * How many messages, from the first, the bucket allowed. The others cost nothing and were
+   * neither stored nor published (a leaky bucket refuses the rest once one is refused).
+   */
+  allowed: number;
+  /** With `allowed` short of the batch: milliseconds until the first refused one would pass; else 0. */
+  retryAfterMs: number;
+  /** Whether the room exists. When `false`, nothing was stored or published. */
+  stored: boolean;
+  /** Whether a subscriber got the published frames (`false` when nothing was published). */
+  routed: boolean;
+}
+
+/**
+ * An optional fast path for chat messages: the per-user limit, the history append and the
+ * publish to the partner's node of a batch of messages in one step (one round trip, for a
+ * networked store). A store without it gets the same behaviour from core, which then calls
+ * `limiter.consume`, `rooms.append` and `bus.publish` message by message.
+ */
+export interface RelayStore {
+  send(batch: RelayBatch): Promise<RelayResult>;
+}
+
 /** The remembered parameters of a session's last `join`. */
 export interface JoinParams {
   lat: number;
@@ -313,6 +355,8 @@ export interface Store {
   readonly accounts: AccountStore;
   readonly bans: BanStore;
   readonly nodes: NodeStore;
+  /** Optional: see {@link RelayStore}. */
+  readonly relay?: RelayStore;
   /** Releases timers and connections the store itself created. */
   close(): Promise<void>;
 }

@@ -18,7 +18,7 @@ interface Subscription {
 
 /**
  * Routing between nodes: node `id` listens on the channel `<prefix>bus:{id}`. Messages are
- * JSON; `publish` resolves with whether Redis handed the message to at least one subscriber.
+ * JSON (a relay batch is a JSON array of messages); `publish` resolves with whether Redis handed the message to at least one subscriber.
  * One connection publishes (the user's client, in call order), and one duplicated connection,
  * created on the first `subscribe`, receives for every node of this store.
  */
@@ -60,6 +60,11 @@ export class RedisBus implements BusStore {
       },
     );
     return this.#detecting;
+  }
+
+  /** The pub/sub in use, when already known (set by the options or detected). */
+  knownMode(): PubSubMode | undefined {
+    return this.#mode;
   }
 
   async subscribe(nodeId: string, handler: (message: BusMessage) => void): Promise<() => Promise<void>> {
@@ -147,13 +152,19 @@ export class RedisBus implements BusStore {
   #deliver(channel: string, payload: string): void {
     const subscription = this.#subscriptions.get(channel);
     if (subscription === undefined) return;
-    let message: BusMessage;
+    let parsed: BusMessage | BusMessage[];
     try {
-      message = JSON.parse(payload) as BusMessage;
+      parsed = JSON.parse(payload) as BusMessage | BusMessage[];
     } catch (error) {
       this.#options.onHandlerError(error, subscription.nodeId);
       return;
     }
+    // A relay batch arrives as one array (see relay.ts); the handler gets its messages in order.
+    if (!Array.isArray(parsed)) this.#handle(subscription, parsed);
+    else for (const message of parsed) this.#handle(subscription, message);
+  }
+
+  #handle(subscription: Subscription, message: BusMessage): void {
     try {
       subscription.handler(message);
     } catch (error) {

@@ -2,43 +2,56 @@ import { assertBucketRule, type BucketRule, type LimiterStore, type LimitResult 
 import type { Keys } from "./keys.js";
 import { attempt, type RedisClient, run, script } from "./redis.js";
 
-// Core's leakyBucket (the meter form) step by step, on the server's clock. KEYS[1]: the bucket,
-// "<level> <at>" or missing. ARGV: capacity, ratePerSec, cost, and a clock (ms) to use instead
-// of TIME, or '' (tests only). The bucket expires when it would be empty.
-const CONSUME = script(
-  "limiter.consume",
-  `
-local capacity, rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local now
-if ARGV[4] ~= '' then
-  now = tonumber(ARGV[4])
-else
+/**
+ * Lua: core's leakyBucket (the meter form), step by step. `now_ms(clock)` is the server's clock
+ * (TIME) unless a clock is given (tests only); `drained(key, rate, now)` reads the bucket
+ * "<level> <at>" and resolves its level drained to `now`, and the time it is measured from;
+ * `save(key, level, at, rate, now)` writes it back, expiring when it would be empty.
+ */
+export const BUCKET_LUA = `
+local function now_ms(clock)
+  if clock ~= '' then return tonumber(clock) end
   local time = redis.call('TIME')
-  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
-local drained, at = 0, now
-local state = redis.call('GET', KEYS[1])
-if state then
+local function drained(key, rate, now)
+  local state = redis.call('GET', key)
+  if not state then return 0, now end
   local sep = string.find(state, ' ', 1, true)
   local level, last = tonumber(string.sub(state, 1, sep - 1)), tonumber(string.sub(state, sep + 1))
-  drained = math.max(0, level - (math.max(0, now - last) * rate) / 1000)
-  at = math.max(now, last)
+  return math.max(0, level - (math.max(0, now - last) * rate) / 1000), math.max(now, last)
 end
-local wanted = drained + cost
-local allowed, retry, level = 1, 0, wanted
+local function retry_ms(wanted, capacity, rate)
+  return math.max(1, math.ceil(((wanted - capacity) * 1000) / rate))
+end
+local function save(key, level, at, rate, now)
+  local px = at + math.ceil((level * 1000) / rate) - now
+  local text = string.format('%.17g', level)
+  if px > 0 then
+    redis.call('SET', key, text .. ' ' .. string.format('%.17g', at), 'PX', px)
+  else
+    redis.call('DEL', key)
+  end
+  return text
+end
+`;
+
+// KEYS[1]: the bucket. ARGV: capacity, ratePerSec, cost, and a clock (ms) or '' (see BUCKET_LUA).
+const CONSUME = script(
+  "limiter.consume",
+  `${BUCKET_LUA}
+local capacity, rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms(ARGV[4])
+local level, at = drained(KEYS[1], rate, now)
+local wanted = level + cost
+local allowed, retry = 1, 0
 if wanted > capacity + 1e-9 then
   allowed = 0
-  retry = math.max(1, math.ceil(((wanted - capacity) * 1000) / rate))
-  level = drained
-end
-local px = at + math.ceil((level * 1000) / rate) - now
-local text = string.format('%.17g', level)
-if px > 0 then
-  redis.call('SET', KEYS[1], text .. ' ' .. string.format('%.17g', at), 'PX', px)
+  retry = retry_ms(wanted, capacity, rate)
 else
-  redis.call('DEL', KEYS[1])
+  level = wanted
 end
-return { allowed, retry, text }
+return { allowed, retry, save(KEYS[1], level, at, rate, now) }
 `,
 );
 

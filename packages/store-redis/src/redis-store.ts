@@ -6,6 +6,7 @@ import { RedisLimiter } from "./limiter.js";
 import { RedisPool } from "./pool.js";
 import { RedisAccounts, RedisBans, RedisMailbox, RedisNodes, RedisSessions } from "./records.js";
 import { attempt, isCluster, type RedisClient } from "./redis.js";
+import { RedisRelay } from "./relay.js";
 import { RedisRooms } from "./rooms.js";
 
 /** Options of {@link createRedisStore}. */
@@ -150,6 +151,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     accounts: new RedisAccounts(client, keys),
     bans: new RedisBans(client, keys),
     nodes: new RedisNodes(client, keys),
+    // One script across hash tags: one server only (see relay.ts). Cluster goes step by step.
+    ...(isCluster(client) ? {} : { relay: new RedisRelay(client, keys, bus, roomTtlMs) }),
     pubsubMode: () => attempt("pubsubMode", () => bus.mode()),
     async close(): Promise<void> {
       bus.close();

@@ -22,22 +22,32 @@ return room
 `,
 );
 
-// ARGV: message JSON, limit (>= 0), ttl (ms). Every append gives the room and its history
-// a fresh ttl: an active room lives on, an idle one goes.
+/**
+ * Lua: `append(room, history, first, last, limit, ttl)` pushes ARGV[first..last] onto the
+ * history, keeps the newest `limit` (none when `limit` < 1) and gives the room and its history a
+ * fresh ttl (ms): an active room lives on, an idle one goes. Returns 0 (and does nothing) when
+ * the room does not exist, else 1.
+ */
+export const APPEND_LUA = `
+local function append(room, history, first, last, limit, ttl)
+  if redis.call('EXISTS', room) == 0 then return 0 end
+  if limit < 1 then
+    redis.call('DEL', history)
+  else
+    redis.call('RPUSH', history, unpack(ARGV, first, last))
+    redis.call('LTRIM', history, -limit, -1)
+    redis.call('PEXPIRE', history, ttl)
+  end
+  redis.call('PEXPIRE', room, ttl)
+  return 1
+end
+`;
+
+// ARGV: message JSON, limit (>= 0), ttl (ms).
 const APPEND = script(
   "rooms.append",
-  `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local limit = tonumber(ARGV[2])
-if limit < 1 then
-  redis.call('DEL', KEYS[2])
-else
-  redis.call('RPUSH', KEYS[2], ARGV[1])
-  redis.call('LTRIM', KEYS[2], -limit, -1)
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
+  `${APPEND_LUA}
+return append(KEYS[1], KEYS[2], 1, 1, tonumber(ARGV[2]), ARGV[3])
 `,
 );
 

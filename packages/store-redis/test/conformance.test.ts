@@ -30,8 +30,10 @@ function open(c: Redis | undefined) {
 
 storeConformance({ describe: describeRedis, it, beforeEach, afterEach }, () => open(client), {
   name: "store-redis: store conformance",
+  relay: true,
 });
 
 storeConformance({ describe: describeRedis, it, beforeEach, afterEach }, () => open(pipelined), {
   name: "store-redis: store conformance, client with auto-pipelining",
+  relay: true,
 });

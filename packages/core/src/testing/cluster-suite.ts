@@ -91,6 +91,75 @@ export function clusterConformance(
       assert.equal((await expectFrame(b.c, "partner_left")).reason, "next");
     });
 
+    t.it("a burst across nodes arrives once and in order; answers keep request order", async () => {
+      const fast = { capacity: 200, ratePerSec: 200 };
+      const opts = { messageRate: fast, userMessageRate: fast, maxPendingRequests: 100 };
+      const n1 = await node(opts);
+      const n2 = await node(opts);
+      const { a, b } = await pairAcross(n1, n2);
+      // Sent without waiting: messages, with other requests in between.
+      const expected: string[] = [];
+      for (let i = 0; i < 60; i++) {
+        a.c.send({ type: "message", id: `m${i}`, text: `burst ${i}` });
+        expected.push(`ack m${i}`);
+        if (i % 20 === 7) {
+          a.c.send({ type: "ping", id: `p${i}` });
+          expected.push(`pong p${i}`);
+          a.c.send({ type: "join", id: `j${i}`, location: { lat: 52.52, lng: 13.405 }, rangeKm: 10 });
+          expected.push(`error j${i} in_room`);
+        }
+      }
+      const answers: string[] = [];
+      while (answers.length < expected.length) {
+        const f = await a.c.next();
+        if (f.type === "ack" || f.type === "pong") answers.push(`${f.type} ${f.id}`);
+        else if (f.type === "error") answers.push(`error ${f.id} ${f.code}`);
+      }
+      assert.deepEqual(answers, expected);
+      const texts: string[] = [];
+      while (texts.length < 60) texts.push((await expectFrame(b.c, "message")).text);
+      assert.deepEqual(
+        texts,
+        Array.from({ length: 60 }, (_, i) => `burst ${i}`),
+      );
+      await chat(b.c, a.c, "and back");
+    });
+
+    t.it("a flood across nodes: the user's limit refuses the excess, the rest arrives once", async () => {
+      const opts = {
+        messageRate: { capacity: 100, ratePerSec: 100 },
+        userMessageRate: { capacity: 5, ratePerSec: 0.5 },
+        floodCloseAfter: 100,
+      };
+      const n1 = await node(opts);
+      const n2 = await node(opts);
+      const { a, b } = await pairAcross(n1, n2);
+      for (let i = 0; i < 12; i++) a.c.send({ type: "message", id: `f${i}`, text: `flood ${i}` });
+      const answers: string[] = [];
+      while (answers.length < 12) {
+        const f = await a.c.next();
+        if (f.type === "ack") answers.push(`ack ${f.id}`);
+        else if (f.type === "error") {
+          assert.equal(f.code, "rate_limited");
+          assert.ok((f.retryAfterMs ?? 0) > 0, "rate_limited carries retryAfterMs");
+          answers.push(`limited ${f.id}`);
+        }
+      }
+      assert.deepEqual(answers, [
+        ...[0, 1, 2, 3, 4].map((i) => `ack f${i}`),
+        ...[5, 6, 7, 8, 9, 10, 11].map((i) => `limited f${i}`),
+      ]);
+      const texts: string[] = [];
+      while (texts.length < 5) texts.push((await expectFrame(b.c, "message")).text);
+      assert.deepEqual(texts, ["flood 0", "flood 1", "flood 2", "flood 3", "flood 4"]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(
+        b.c.pending().filter((f) => f.type === "message"),
+        [],
+        "nothing refused was delivered",
+      );
+    });
+
     t.it("a concurrent join storm from several nodes matches nobody twice", async () => {
       const ns = [await node(), await node(), await node()];
       const all: TestClient[] = [];
