@@ -53,6 +53,11 @@ const RESOLVED: Promise<void> = Promise.resolve();
 /** How many message ids a session remembers to recognise a resend. */
 const RECENT_ACKS = 64;
 
+/** Resolves in the event loop's next check phase, after the pending I/O callbacks. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** At most this many messages go to the store in one batch. */
 const RELAY_BATCH = 32;
 
@@ -629,7 +634,8 @@ export class Session {
    * A chat message. Once the session's own checks pass, the message joins the relay queue and
    * the next request may start: the queue goes to the store in batches (one batch while the
    * previous one is on its way), so a networked store costs one round trip per batch, not
-   * three per message. Answers still go out in request order: every other request, and every
+   * three per message. With a store relay, a batch leaves at the end of the event-loop turn,
+   * so that the messages read from the socket together also go to the store together. Answers still go out in request order: every other request, and every
    * refusal, waits for the queue first (see {@link Session.relayed}).
    */
   private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
@@ -668,7 +674,7 @@ export class Session {
         ts: this.settings.now(),
       },
     });
-    this.relaying ??= this.relay();
+    this.relaying ??= this.hub.store.relay === undefined ? this.relay() : nextTurn().then(() => this.relay());
   }
 
   /** Sends the relay queue to the store, a batch (one room, at most {@link RELAY_BATCH}) at a time. */
