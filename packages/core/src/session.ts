@@ -415,10 +415,7 @@ export class Session {
         await this.process(input, reply);
       } catch (error) {
         this.hub.emit("error", { error, sessionId: this.id });
-        this.answer(
-          { type: "error", code: "internal", message: "the server failed to handle this request" },
-          reply,
-        );
+        this.answer(internalError(undefined), reply);
       } finally {
         this.pending--;
       }
@@ -456,19 +453,12 @@ export class Session {
     } catch (error) {
       await this.relayed();
       if (error instanceof WhisperError && error.code !== "internal") {
-        this.hub.countError(error.code, this.id);
-        this.answer(errorFrame(error, frame.id), reply);
+        this.fail(error, frame.id, reply);
         return;
       }
       this.hub.countError("internal", this.id);
       this.hub.emit("error", { error, sessionId: this.id });
-      this.answer(
-        withId(
-          { type: "error", code: "internal", message: "the server failed to handle this request" },
-          frame.id,
-        ),
-        reply,
-      );
+      this.answer(internalError(frame.id), reply);
     }
   }
 
@@ -635,8 +625,9 @@ export class Session {
    * the next request may start: the queue goes to the store in batches (one batch while the
    * previous one is on its way), so a networked store costs one round trip per batch, not
    * three per message. With a store relay, a batch leaves at the end of the event-loop turn,
-   * so that the messages read from the socket together also go to the store together. Answers still go out in request order: every other request, and every
-   * refusal, waits for the queue first (see {@link Session.relayed}).
+   * so that the messages read from the socket together also go to the store together. Answers
+   * still go out in request order: every other request, and every refusal, waits for the
+   * queue first (see {@link Session.relayed}).
    */
   private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
     if (frame.id !== undefined && this.relaying !== undefined && this.queuedId(frame.id)) {
@@ -711,13 +702,7 @@ export class Session {
       for (const o of batch) {
         this.pending--;
         this.hub.countError("internal", this.id);
-        this.answer(
-          withId(
-            { type: "error", code: "internal", message: "the server failed to handle this request" },
-            o.frame.id,
-          ),
-          o.reply,
-        );
+        this.answer(internalError(o.frame.id), o.reply);
       }
       return;
     }
@@ -1067,6 +1052,11 @@ const BINARY = new FrameError("bad_request", "binary frames are not supported; s
 function withId<T extends ReplyFrame>(frame: T, id: string | undefined): T {
   if (id !== undefined) frame.id = id;
   return frame;
+}
+
+/** The answer to a request the server failed to handle (the cause goes to the hub's `error`). */
+function internalError(id: string | undefined): ErrorFrame {
+  return withId({ type: "error", code: "internal", message: "the server failed to handle this request" }, id);
 }
 
 function errorFrame(error: WhisperError, id: string | undefined): ErrorFrame {
