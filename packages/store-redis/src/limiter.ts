@@ -2,56 +2,72 @@ import { assertBucketRule, type BucketRule, type LimiterStore, type LimitResult 
 import type { Keys } from "./keys.js";
 import { attempt, type RedisClient, run, script } from "./redis.js";
 
-/**
- * Lua: core's leakyBucket (the meter form), step by step. `now_ms(clock)` is the server's clock
- * (TIME) unless a clock is given (tests only); `drained(key, rate, now)` reads the bucket
- * "<level> <at>" and resolves its level drained to `now`, and the time it is measured from;
- * `save(key, level, at, rate, now)` writes it back, expiring when it would be empty.
+/*
+ * Core's leakyBucket (the meter form) as Lua statements, inlined into each script that needs
+ * it (no Lua functions: a script would build their closures again on every call). The bucket
+ * is the string "<level> <at>"; it expires when it would be empty.
  */
-export const BUCKET_LUA = `
-local function now_ms(clock)
-  if clock ~= '' then return tonumber(clock) end
+
+/**
+ * Lua that sets `now` (ms: the server's TIME, or the number in the Lua expression `clock`,
+ * for tests) and `level` and `at`: the bucket in `key` drained to `now`, and the time it is
+ * measured from. Needs `rate` (units per second).
+ */
+export function bucketDrainLua(key: string, clock: string): string {
+  return `
+local now
+if ${clock} ~= '' then
+  now = tonumber(${clock})
+else
   local time = redis.call('TIME')
-  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
-local function drained(key, rate, now)
-  local state = redis.call('GET', key)
-  if not state then return 0, now end
+local level, at = 0, now
+local state = redis.call('GET', ${key})
+if state then
   local sep = string.find(state, ' ', 1, true)
-  local level, last = tonumber(string.sub(state, 1, sep - 1)), tonumber(string.sub(state, sep + 1))
-  return math.max(0, level - (math.max(0, now - last) * rate) / 1000), math.max(now, last)
-end
-local function retry_ms(wanted, capacity, rate)
-  return math.max(1, math.ceil(((wanted - capacity) * 1000) / rate))
-end
-local function save(key, level, at, rate, now)
-  local px = at + math.ceil((level * 1000) / rate) - now
-  local text = string.format('%.17g', level)
-  if px > 0 then
-    redis.call('SET', key, text .. ' ' .. string.format('%.17g', at), 'PX', px)
-  else
-    redis.call('DEL', key)
-  end
-  return text
+  local last = tonumber(string.sub(state, sep + 1))
+  level = math.max(0, tonumber(string.sub(state, 1, sep - 1)) - (math.max(0, now - last) * rate) / 1000)
+  at = math.max(now, last)
 end
 `;
+}
 
-// KEYS[1]: the bucket. ARGV: capacity, ratePerSec, cost, and a clock (ms) or '' (see BUCKET_LUA).
+/** Lua expression: milliseconds until `wanted` fits under `capacity` again. */
+export function bucketRetryLua(wanted: string): string {
+  return `math.max(1, math.ceil(((${wanted} - capacity) * 1000) / rate))`;
+}
+
+/** Lua that writes `level` (as `text`) and `at` back to the bucket in `key`, with its expiry. */
+export function bucketSaveLua(key: string): string {
+  return `
+local px = at + math.ceil((level * 1000) / rate) - now
+local text = string.format('%.17g', level)
+if px > 0 then
+  redis.call('SET', ${key}, text .. ' ' .. string.format('%.17g', at), 'PX', px)
+else
+  redis.call('DEL', ${key})
+end
+`;
+}
+
+// KEYS[1]: the bucket. ARGV: capacity, ratePerSec, cost, and a clock (ms) or '' (tests only).
 const CONSUME = script(
   "limiter.consume",
-  `${BUCKET_LUA}
+  `
 local capacity, rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local now = now_ms(ARGV[4])
-local level, at = drained(KEYS[1], rate, now)
+${bucketDrainLua("KEYS[1]", "ARGV[4]")}
 local wanted = level + cost
 local allowed, retry = 1, 0
 if wanted > capacity + 1e-9 then
   allowed = 0
-  retry = retry_ms(wanted, capacity, rate)
+  retry = ${bucketRetryLua("wanted")}
 else
   level = wanted
 end
-return { allowed, retry, save(KEYS[1], level, at, rate, now) }
+-- Saved on a refusal too, as core's leakyBucket does: the level drained to now, exactly.
+${bucketSaveLua("KEYS[1]")}
+return { allowed, retry, text }
 `,
 );
 

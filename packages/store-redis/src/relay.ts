@@ -1,9 +1,9 @@
 import { assertBucketRule, type RelayBatch, type RelayResult, type RelayStore } from "@whisperchat/core";
 import type { RedisBus } from "./bus.js";
 import type { Keys } from "./keys.js";
-import { BUCKET_LUA } from "./limiter.js";
+import { bucketDrainLua, bucketRetryLua, bucketSaveLua } from "./limiter.js";
 import { attempt, keepOf, type RedisClient, run, script } from "./redis.js";
-import { APPEND_LUA } from "./rooms.js";
+import { appendLua } from "./rooms.js";
 
 // A batch of messages in one step: the sender's bucket, the history append and the publish to
 // the partner's node. KEYS: bucket, room, history. ARGV: capacity, ratePerSec, history limit,
@@ -13,22 +13,20 @@ import { APPEND_LUA } from "./rooms.js";
 // Returns { allowed, retryAfterMs, stored (0/1), receivers }.
 const SEND = script(
   "relay.send",
-  `${BUCKET_LUA}${APPEND_LUA}
-local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+  `
+local capacity, rate, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local n = tonumber(ARGV[7])
-local now = now_ms('')
-local level, at = drained(KEYS[1], rate, now)
+${bucketDrainLua("KEYS[1]", "''")}
 local allowed, retry = 0, 0
 while allowed < n and level + 1 <= capacity + 1e-9 do
   level = level + 1
   allowed = allowed + 1
 end
-if allowed < n then retry = retry_ms(level + 1, capacity, rate) end
-save(KEYS[1], level, at, rate, now)
+if allowed < n then retry = ${bucketRetryLua("level + 1")} end
+${bucketSaveLua("KEYS[1]")}
 if allowed == 0 then return { 0, retry, 0, 0 } end
-if append(KEYS[2], KEYS[3], 8, 7 + allowed, tonumber(ARGV[3]), ARGV[4]) == 0 then
-  return { allowed, retry, 0, 0 }
-end
+${appendLua("KEYS[2]", "KEYS[3]", "8", "7 + allowed", "limit", "ARGV[4]")}
+if appended == 0 then return { allowed, retry, 0, 0 } end
 local receivers = 0
 if ARGV[5] ~= '' then
   local payload = ARGV[8 + n]

@@ -23,31 +23,42 @@ return room
 );
 
 /**
- * Lua: `append(room, history, first, last, limit, ttl)` pushes ARGV[first..last] onto the
- * history, keeps the newest `limit` (none when `limit` < 1) and gives the room and its history a
- * fresh ttl (ms): an active room lives on, an idle one goes. Returns 0 (and does nothing) when
- * the room does not exist, else 1.
+ * Lua that sets `appended` to 1 after pushing ARGV[first..last] (Lua expressions) onto the
+ * history, keeping the newest `limit` (none when `limit` < 1) and giving the room and its
+ * history a fresh ttl (ms): an active room lives on, an idle one goes. When the room does not
+ * exist, it sets `appended` to 0 and does nothing. Inlined, not a Lua function (see limiter.ts).
  */
-export const APPEND_LUA = `
-local function append(room, history, first, last, limit, ttl)
-  if redis.call('EXISTS', room) == 0 then return 0 end
-  if limit < 1 then
-    redis.call('DEL', history)
+export function appendLua(
+  room: string,
+  history: string,
+  first: string,
+  last: string,
+  limit: string,
+  ttl: string,
+): string {
+  return `
+local appended = 0
+if redis.call('EXISTS', ${room}) == 1 then
+  appended = 1
+  if ${limit} < 1 then
+    redis.call('DEL', ${history})
   else
-    redis.call('RPUSH', history, unpack(ARGV, first, last))
-    redis.call('LTRIM', history, -limit, -1)
-    redis.call('PEXPIRE', history, ttl)
+    redis.call('RPUSH', ${history}, unpack(ARGV, ${first}, ${last}))
+    redis.call('LTRIM', ${history}, -${limit}, -1)
+    redis.call('PEXPIRE', ${history}, ${ttl})
   end
-  redis.call('PEXPIRE', room, ttl)
-  return 1
+  redis.call('PEXPIRE', ${room}, ${ttl})
 end
 `;
+}
 
 // ARGV: message JSON, limit (>= 0), ttl (ms).
 const APPEND = script(
   "rooms.append",
-  `${APPEND_LUA}
-return append(KEYS[1], KEYS[2], 1, 1, tonumber(ARGV[2]), ARGV[3])
+  `
+local limit = tonumber(ARGV[2])
+${appendLua("KEYS[1]", "KEYS[2]", "1", "1", "limit", "ARGV[3]")}
+return appended
 `,
 );
 
