@@ -236,6 +236,7 @@ export function attachSocketIo(hub: WhisperHub, options: SocketIoAdapterOptions)
     // A client may emit an event named "error": without a listener Node's EventEmitter throws.
     socket.on("error", ignore);
     socket.on("disconnect", onDisconnect);
+    socket.conn.on("flush", corkOnFlush);
     const link = hub.open(admission, connection);
     connection.link = link;
     socket.onAny(onEvent);
@@ -364,9 +365,37 @@ function ignore(): void {}
 interface EnginePacket {
   data?: unknown;
 }
+/** The TCP socket under a ws socket (ws keeps it as `_socket`). */
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+  destroyed: boolean;
+}
 interface EngineInternals {
   writeBuffer?: EnginePacket[];
-  transport?: { socket?: { bufferedAmount?: unknown } };
+  /** With the WebSocket transport, `socket` is the ws socket. */
+  transport?: { socket?: { bufferedAmount?: unknown; _socket?: Corkable } };
+}
+
+/** TCP sockets corked until the end of this tick. */
+const corked = new WeakSet<Corkable>();
+
+/**
+ * Listens to the engine's `flush` (a batch of packets handed to the transport). On the
+ * WebSocket transport, each packet is a WebSocket frame and would be its own write: the TCP
+ * socket is corked for the rest of the tick, so that what a turn of the event loop sends to
+ * one client (the partner's messages, the answers to its own requests) leaves in one write.
+ * Polling batches by itself. Shared by every connection; `this` is the engine socket.
+ */
+function corkOnFlush(this: unknown): void {
+  const tcp = (this as EngineInternals).transport?.socket?._socket;
+  if (tcp === undefined || typeof tcp.cork !== "function" || corked.has(tcp)) return;
+  corked.add(tcp);
+  tcp.cork();
+  process.nextTick(() => {
+    corked.delete(tcp);
+    if (!tcp.destroyed) tcp.uncork();
+  });
 }
 
 /**
