@@ -1,4 +1,10 @@
-import { type BusMessage, isWhisperError, type Store } from "@whisperchat/core";
+import {
+  type BusMessage,
+  type FrameMessage,
+  isWhisperError,
+  type RelayStore,
+  type Store,
+} from "@whisperchat/core";
 import { createRedisStore } from "@whisperchat/store-redis";
 import { Redis, type RedisOptions } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
@@ -45,6 +51,17 @@ const calls: [string, (s: Store) => Promise<unknown>][] = [
   ["rooms.delete", (s) => s.rooms.delete("r")],
   ["rooms.append", (s) => s.rooms.append("r", { messageId: "m", from: "a", text: "t", ts: 1 }, 5)],
   ["rooms.history", (s) => s.rooms.history("r")],
+  [
+    "relay.send",
+    (s) =>
+      (s.relay as RelayStore).send({
+        roomId: "r",
+        messages: [{ messageId: "m", from: "a", text: "t", ts: 1 }],
+        historyLimit: 5,
+        bucket: { key: "u", rule: { capacity: 5, ratePerSec: 1 } },
+        route: { nodeId: "n1", frames: [message as FrameMessage] },
+      }),
+  ],
   ["exclusions.add", (s) => s.exclusions.add("a", "b", 100)],
   ["exclusions.excluded", (s) => s.exclusions.excluded("a", ["b"])],
   ["bus.publish", (s) => s.bus.publish("n1", message)],

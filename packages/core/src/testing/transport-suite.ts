@@ -212,6 +212,22 @@ export function transportConformance(
       assert.equal((await expectFrame(b, "message")).text, "next one");
     });
 
+    t.it("a message resent before its first copy was answered is still delivered once", async () => {
+      const { a, b } = await pair();
+      // Back to back: the second arrives while the first is on its way to the partner.
+      a.send({ type: "message", id: "twice", text: "sent twice" });
+      a.send({ type: "message", id: "twice", text: "sent twice" });
+      a.send({ type: "message", id: "after", text: "then this" });
+      const first = await expectFrame(a, "ack");
+      const second = await expectFrame(a, "ack");
+      assert.equal(first.id, "twice");
+      assert.equal(second.id, "twice");
+      assert.equal(second.messageId, first.messageId);
+      assert.equal((await expectFrame(a, "ack")).id, "after");
+      assert.equal((await expectFrame(b, "message")).text, "sent twice");
+      assert.equal((await expectFrame(b, "message")).text, "then this");
+    });
+
     t.it("passes typing to the partner", async () => {
       const { a, b } = await pair();
       a.send({ type: "typing", active: true });
