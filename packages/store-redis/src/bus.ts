@@ -97,8 +97,13 @@ export class RedisBus implements BusStore {
   }
 
   publish(nodeId: string, message: BusMessage): Promise<boolean> {
+    return this.publishAll(nodeId, [message]);
+  }
+
+  /** Publishes messages as one delivery (a JSON array when more than one; see `#deliver`). */
+  publishAll(nodeId: string, messages: readonly BusMessage[]): Promise<boolean> {
     const channel = this.#keys.bus(nodeId);
-    const payload = JSON.stringify(message);
+    const payload = JSON.stringify(messages.length === 1 ? messages[0] : messages);
     // Without an await when the mode is known, so that publishes go out in call order.
     if (this.#mode !== undefined) return this.#send(this.#mode, channel, payload);
     return attempt("bus.publish", () => this.mode()).then((mode) => this.#send(mode, channel, payload));

@@ -151,8 +151,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     accounts: new RedisAccounts(client, keys),
     bans: new RedisBans(client, keys),
     nodes: new RedisNodes(client, keys),
-    // One script across hash tags: one server only (see relay.ts). Cluster goes step by step.
-    ...(isCluster(client) ? {} : { relay: new RedisRelay(client, keys, bus, roomTtlMs) }),
+    relay: new RedisRelay(client, keys, bus, roomTtlMs),
     pubsubMode: () => attempt("pubsubMode", () => bus.mode()),
     async close(): Promise<void> {
       bus.close();

@@ -45,6 +45,7 @@ describeCluster("store-redis on Redis Cluster", () => {
 
   storeConformance({ describe, it, beforeEach, afterEach }, () => open(), {
     name: "store conformance over three masters",
+    relay: true,
   });
 
   it("the keys of one store spread over the masters, the pool on one slot", async () => {
