@@ -1,8 +1,9 @@
-import type { BusMessage } from "@whisperchat/core";
-import { storeConformance } from "@whisperchat/core/testing";
+import type { BusMessage, Store } from "@whisperchat/core";
+import { clusterConformance, storeConformance } from "@whisperchat/core/testing";
 import { createRedisStore, type RedisStore } from "@whisperchat/store-redis";
 import { Cluster } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startWsHarness } from "../../adapter-ws/test/harness.js";
 import { deleteUnder, testPrefix } from "./redis.js";
 import { hasRedisServer, startCluster, type TestCluster } from "./servers.js";
 
@@ -47,6 +48,38 @@ describeCluster("store-redis on Redis Cluster", () => {
     name: "store conformance over three masters",
     relay: true,
   });
+
+  // Hubs on the cluster, each with its own cluster client, as the nodes of an app would be.
+  clusterConformance(
+    { describe, it, beforeEach, afterEach },
+    {
+      makeStore: async (): Promise<Store> => {
+        const own = connectCluster();
+        const keyPrefix = testPrefix();
+        const store = createRedisStore({ client: own, keyPrefix });
+        return {
+          ...store,
+          async close() {
+            await store.close();
+            await deleteUnder(own, keyPrefix);
+            await own.quit();
+          },
+        };
+      },
+      startNode: async (store, options) => {
+        const h = await startWsHarness({ ...options, store }, {}, { closeStore: false });
+        return {
+          ...h,
+          async crash() {
+            await h.hub.halt();
+            for (const ws of h.adapter.wss.clients) ws.terminate();
+            await h.close();
+          },
+        };
+      },
+    },
+    { name: "adapter-ws on Redis Cluster: cluster conformance" },
+  );
 
   it("the keys of one store spread over the masters, the pool on one slot", async () => {
     const store = open();
