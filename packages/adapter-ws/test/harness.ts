@@ -1,8 +1,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ServerFrame, WhisperHub, WhisperOptions } from "@whisperchat/core";
+import type { ServerFrame, Store, WhisperHub, WhisperOptions } from "@whisperchat/core";
 import { createWhisper } from "@whisperchat/core";
-import type { TestClient, TransportHarness } from "@whisperchat/core/testing";
+import type { ClusterNode, TestClient, TransportHarness } from "@whisperchat/core/testing";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { WebSocket } from "ws";
 import { attachWebSocket, type WebSocketAdapter, type WebSocketAdapterOptions } from "../src/index.js";
@@ -126,6 +126,25 @@ export async function startWsHarness(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       if (harnessOptions.closeStore !== false) await store.close();
+    },
+  };
+}
+
+/**
+ * A node of a test cluster on a shared store (the store is the caller's to close). `crash()`
+ * stops it as a crash would: the hub halts and its sockets are cut without a close frame.
+ */
+export async function startWsClusterNode(
+  store: Store,
+  options: Partial<WhisperOptions>,
+): Promise<ClusterNode> {
+  const h = await startWsHarness({ ...options, store }, {}, { closeStore: false });
+  return {
+    ...h,
+    async crash() {
+      await h.hub.halt();
+      for (const ws of h.adapter.wss.clients) ws.terminate();
+      await h.close();
     },
   };
 }

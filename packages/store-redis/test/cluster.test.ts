@@ -3,7 +3,7 @@ import { clusterConformance, storeConformance } from "@whisperchat/core/testing"
 import { createRedisStore, type RedisStore } from "@whisperchat/store-redis";
 import { Cluster } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startWsHarness } from "../../adapter-ws/test/harness.js";
+import { startWsClusterNode } from "../../adapter-ws/test/harness.js";
 import { deleteUnder, testPrefix } from "./redis.js";
 import { hasRedisServer, startCluster, type TestCluster } from "./servers.js";
 
@@ -66,17 +66,7 @@ describeCluster("store-redis on Redis Cluster", () => {
           },
         };
       },
-      startNode: async (store, options) => {
-        const h = await startWsHarness({ ...options, store }, {}, { closeStore: false });
-        return {
-          ...h,
-          async crash() {
-            await h.hub.halt();
-            for (const ws of h.adapter.wss.clients) ws.terminate();
-            await h.close();
-          },
-        };
-      },
+      startNode: startWsClusterNode,
     },
     { name: "adapter-ws on Redis Cluster: cluster conformance" },
   );

@@ -2,7 +2,7 @@ import { createJwtAuth, type Store } from "@whisperchat/core";
 import { clusterConformance, transportConformance } from "@whisperchat/core/testing";
 import { createRedisStore } from "@whisperchat/store-redis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startWsHarness } from "../../adapter-ws/test/harness.js";
+import { startWsClusterNode, startWsHarness } from "../../adapter-ws/test/harness.js";
 import { connect, deleteUnder, describeRedis, testPrefix } from "./redis.js";
 
 /** A Redis store on its own client and key prefix; closing it also removes its keys. */
@@ -12,16 +12,6 @@ function redisStore(): Store {
   const store = createRedisStore({ client, keyPrefix });
   return {
     ...store,
-    pool: store.pool,
-    rooms: store.rooms,
-    exclusions: store.exclusions,
-    bus: store.bus,
-    limiter: store.limiter,
-    sessions: store.sessions,
-    mailbox: store.mailbox,
-    accounts: store.accounts,
-    bans: store.bans,
-    nodes: store.nodes,
     async close() {
       await store.close();
       await deleteUnder(client, keyPrefix);
@@ -36,17 +26,7 @@ describeRedis("hubs on the Redis store", () => {
     { describe, it, beforeEach, afterEach },
     {
       makeStore: async () => redisStore(),
-      startNode: async (store, options) => {
-        const h = await startWsHarness({ ...options, store }, {}, { closeStore: false });
-        return {
-          ...h,
-          async crash() {
-            await h.hub.halt();
-            for (const ws of h.adapter.wss.clients) ws.terminate();
-            await h.close();
-          },
-        };
-      },
+      startNode: startWsClusterNode,
     },
     { name: "adapter-ws on Redis: cluster conformance" },
   );
