@@ -31,6 +31,7 @@ import { createMemoryStore } from "@whisperchat/store-memory";
 import { Server as IoServer, type Socket as ServerSocket } from "socket.io";
 import { type Socket as ClientSocket, io as ioClient } from "socket.io-client";
 import { fullGc, serve, spawnWorker, type Worker } from "./lib/ipc.js";
+import { inBatches, withTimeout } from "./lib/load-common.js";
 import { isQuick, RESULTS_DIR, type ResultRow, row, writeResults } from "./lib/results.js";
 
 type Kind = "whisper" | "bare";
@@ -142,7 +143,6 @@ interface Client {
 
 function runLoad(): void {
   const PAD = "x".repeat(PAYLOAD_BYTES);
-  const SETUP_TIMEOUT_MS = 20_000;
   const CONNECT_BATCH = 100;
   let clients: Client[] = [];
   let running = false;
@@ -161,22 +161,6 @@ function runLoad(): void {
     if (answer?.ok !== true) failed++;
   };
   const send = (c: Client) => c.socket.emit("message", { text: text() }, onAck);
-
-  function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), SETUP_TIMEOUT_MS);
-      p.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      );
-    });
-  }
 
   function once<T>(socket: ClientSocket, event: string): Promise<T> {
     return withTimeout(
@@ -218,16 +202,6 @@ function runLoad(): void {
     return [a!, b!];
   }
 
-  async function inBatches<T>(count: number, make: (i: number) => Promise<T>): Promise<T[]> {
-    const out: T[] = [];
-    for (let start = 0; start < count; start += CONNECT_BATCH) {
-      const batch: Promise<T>[] = [];
-      for (let i = start; i < Math.min(count, start + CONNECT_BATCH); i++) batch.push(make(i));
-      out.push(...(await withTimeout(Promise.all(batch), `connecting clients ${start}..`)));
-    }
-    return out;
-  }
-
   function mark(): void {
     received = 0;
     failed = 0;
@@ -244,7 +218,7 @@ function runLoad(): void {
   serve({
     async connectPairs(arg) {
       const { kind, port, pairs } = arg as { kind: Kind; port: number; pairs: number };
-      const made = await inBatches(pairs, (i) =>
+      const made = await inBatches(pairs, CONNECT_BATCH, (i) =>
         kind === "whisper"
           ? whisperPair(port, i)
           : Promise.all([
@@ -257,7 +231,7 @@ function runLoad(): void {
     },
     async connectIdle(arg) {
       const { kind, port, count } = arg as { kind: Kind; port: number; count: number };
-      clients = await inBatches(count, (i) => connect(kind, port, { pair: i, side: 0 }));
+      clients = await inBatches(count, CONNECT_BATCH, (i) => connect(kind, port, { pair: i, side: 0 }));
       return clients.length;
     },
     /** Every client sends `window` messages, then one more each time one of its lands. */

@@ -21,6 +21,7 @@
 import { createHistogram, performance } from "node:perf_hooks";
 import { WebSocket } from "ws";
 import { serve } from "./ipc.js";
+import { withTimeout as timeout } from "./load-common.js";
 
 /** What `start` takes. */
 export interface SoakConfig {
@@ -80,19 +81,7 @@ const SETUP_TIMEOUT_MS = 60_000;
 const rand = (range: [number, number]) => range[0] + Math.random() * (range[1] - range[0]);
 
 function withTimeout<T>(p: Promise<T>, what: string, ms = SETUP_TIMEOUT_MS): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
+  return timeout(p, what, ms);
 }
 
 interface Frame {
