@@ -952,14 +952,13 @@ export class WhisperHub extends EventEmitter<HubEvents> {
    * @internal Stores and routes one sender's messages to one room, in order: the per-user
    * bucket, the history append and the hand-over to the partner, through the store's
    * {@link RelayStore} when it has one (one round trip for the batch), else step by step.
-   * `inRoom` tells whether the sender is still in the room (checked between steps).
+   * A message is stored and routed while the room exists (a closed room refuses the append).
    */
   async relayMessages(
     userId: string,
     roomId: string,
     partner: RoomMember,
     messages: readonly StoredMessage[],
-    inRoom: () => boolean,
   ): Promise<RelayOutcome[]> {
     const bucket = { key: `msgu:${userId}`, rule: this.settings.userMessageRate };
     const frames = messages.map(
@@ -970,7 +969,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       }),
     );
     const relay = this.store.relay;
-    if (relay === undefined) return this.relayStepByStep(bucket, roomId, partner, messages, frames, inRoom);
+    if (relay === undefined) return this.relayStepByStep(bucket, roomId, partner, messages, frames);
     const remote = partner.nodeId !== this.nodeId;
     const batch: RelayBatch = { roomId, messages, historyLimit: this.settings.historyLimit, bucket };
     if (remote) batch.route = { nodeId: partner.nodeId, frames };
@@ -996,7 +995,6 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     partner: RoomMember,
     messages: readonly StoredMessage[],
     frames: readonly FrameMessage[],
-    inRoom: () => boolean,
   ): Promise<RelayOutcome[]> {
     const outcomes: RelayOutcome[] = [];
     let closed = false;
@@ -1011,8 +1009,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
         messages[i] as StoredMessage,
         this.settings.historyLimit,
       ));
-      if (closed || !inRoom()) {
-        closed = true;
+      if (closed) {
         outcomes.push({ status: "closed" });
         continue;
       }

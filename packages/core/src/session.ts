@@ -269,7 +269,9 @@ export class Session {
     if (this.closed) return;
     const grace = this.settings.limits.resumeGraceMs;
     if (code === CloseCode.Normal || grace === 0) {
-      this.run(this.terminate(code, undefined));
+      // The requests that arrived before the close are handled first: a message sent right
+      // before a normal close is still delivered.
+      this.run(this.tail.then(() => this.terminate(code, undefined)));
       return;
     }
     this.conn = undefined;
@@ -695,7 +697,6 @@ export class Session {
         roomId,
         partner,
         batch.map((o) => o.stored),
-        () => this.roomId === roomId,
       );
     } catch (error) {
       this.hub.emit("error", { error, sessionId: this.id });
@@ -745,9 +746,8 @@ export class Session {
     this.strikes++;
     this.hub.countLimited("message", this.id);
     if (this.strikes >= this.settings.floodCloseAfter) {
-      await this.terminate(CloseCode.Policy, "flooding after repeated rate_limited").catch((error) =>
-        this.hub.emit("error", { error, sessionId: this.id }),
-      );
+      // Not awaited: ending waits for the relay queue, which may be what is running this.
+      this.run(this.terminate(CloseCode.Policy, "flooding after repeated rate_limited"));
       return;
     }
     this.fail(
@@ -822,6 +822,8 @@ export class Session {
       await this.hub.store.pool.remove(this.poolKey);
     } else if (logical === "room" && roomId !== undefined) {
       this.hub.emit("left", { ...this.info(), roomId, reason: event });
+      // Messages accepted before leaving (say, right before a normal close) go out first.
+      await this.relayed();
       await this.hub.closeRoom(roomId, this.id, reason);
     }
     this.persist();

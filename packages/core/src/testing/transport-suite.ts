@@ -228,6 +228,16 @@ export function transportConformance(
       assert.equal((await expectFrame(b, "message")).text, "then this");
     });
 
+    t.it("messages sent just before a normal close reach the partner, then partner_left", async () => {
+      const { a, b } = await pair();
+      a.send({ type: "message", text: "last words" });
+      a.send({ type: "message", text: "really the last" });
+      await a.close();
+      assert.equal((await expectFrame(b, "message")).text, "last words");
+      assert.equal((await expectFrame(b, "message")).text, "really the last");
+      assert.equal((await expectFrame(b, "partner_left")).reason, "disconnected");
+    });
+
     t.it("passes typing to the partner", async () => {
       const { a, b } = await pair();
       a.send({ type: "typing", active: true });
