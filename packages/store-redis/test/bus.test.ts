@@ -1,4 +1,4 @@
-import type { BusMessage } from "@whisperchat/core";
+import type { BusMessage, FrameMessage, RelayStore } from "@whisperchat/core";
 import { createRedisStore, type RedisStore, type RedisStoreOptions } from "@whisperchat/store-redis";
 import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
@@ -88,6 +88,26 @@ describeRedis("store-redis: bus between nodes", () => {
     expect(await a.bus.publish("node-b", message(1))).toBe(true);
     await until(() => got.length === 1, "the message");
     expect(got).toEqual([message(1)]);
+    // The message relay publishes the same way (a batch as one delivery).
+    await a.rooms.create({
+      roomId: "r",
+      members: [
+        { sessionId: "s1", userId: "u1", nodeId: "node-a", name: "A" },
+        { sessionId: "s2", userId: "u2", nodeId: "node-b", name: "B" },
+      ],
+      createdAt: 1,
+    });
+    const frames = [message(2), message(3)] as FrameMessage[];
+    const relayed = await (a.relay as RelayStore).send({
+      roomId: "r",
+      messages: frames.map((_, i) => ({ messageId: `m${i}`, from: "s1", text: "t", ts: i })),
+      historyLimit: 10,
+      bucket: { key: "u1", rule: { capacity: 10, ratePerSec: 10 } },
+      route: { nodeId: "node-b", frames },
+    });
+    expect(relayed).toEqual({ allowed: 2, retryAfterMs: 0, stored: true, routed: true });
+    await until(() => got.length === 3, "the relayed batch");
+    expect(got).toEqual([message(1), message(2), message(3)]);
     await off();
     expect(await a.bus.publish("node-b", message(2))).toBe(false);
   });
