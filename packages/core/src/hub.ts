@@ -999,17 +999,19 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     const outcomes: RelayOutcome[] = [];
     let closed = false;
     for (let i = 0; i < messages.length; i++) {
+      if (closed) {
+        outcomes.push({ status: "closed" });
+        continue;
+      }
       const limit = await this.store.limiter.consume(bucket.key, bucket.rule, 1);
       if (!limit.allowed) {
         outcomes.push({ status: "limited", retryAfterMs: limit.retryAfterMs });
         continue;
       }
-      closed ||= !(await this.store.rooms.append(
-        roomId,
-        messages[i] as StoredMessage,
-        this.settings.historyLimit,
-      ));
-      if (closed) {
+      if (
+        !(await this.store.rooms.append(roomId, messages[i] as StoredMessage, this.settings.historyLimit))
+      ) {
+        closed = true; // the room is gone: nothing more is stored
         outcomes.push({ status: "closed" });
         continue;
       }
