@@ -21,7 +21,6 @@
 
 import { mkdirSync } from "node:fs";
 import { createServer, type Server as HttpServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createHistogram, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -30,7 +29,7 @@ import { createWhisper, type WhisperHub } from "@whisperchat/core";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { Server as IoServer, type Socket as ServerSocket } from "socket.io";
 import { type Socket as ClientSocket, io as ioClient } from "socket.io-client";
-import { fullGc, serve, spawnWorker, type Worker } from "./lib/ipc.js";
+import { cpuMicros, fullGc, listenLoopback, serve, spawnWorker, type Worker } from "./lib/ipc.js";
 import { inBatches, withTimeout } from "./lib/load-common.js";
 import { isQuick, RESULTS_DIR, type ResultRow, row, writeResults } from "./lib/results.js";
 
@@ -85,16 +84,11 @@ function runServer(): void {
           new IoServer(server, { ...serverOptions, maxHttpBufferSize: 16_384, destroyUpgrade: false }),
         );
       }
-      await new Promise<void>((resolve) =>
-        server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, resolve),
-      );
+      const port = await listenLoopback(server);
       http = server;
-      return { port: (server.address() as AddressInfo).port };
+      return { port };
     },
-    cpu() {
-      const u = process.cpuUsage();
-      return u.user + u.system;
-    },
+    cpu: cpuMicros,
     mem() {
       fullGc();
       return process.memoryUsage();

@@ -14,14 +14,13 @@
  * - `stop()` closes the node and its Redis connections (keys are the coordinator's to delete).
  */
 import { createServer, type Server as HttpServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { attachWebSocket, type WebSocketAdapter } from "@whisperchat/adapter-ws";
 import { createWhisper, type WhisperHub } from "@whisperchat/core";
 import { createRedisStore, type RedisStore } from "@whisperchat/store-redis";
 import { Redis } from "ioredis";
 import { Server as IoServer } from "socket.io";
-import { fullGc, serve } from "./ipc.js";
+import { cpuMicros, fullGc, listenLoopback, serve } from "./ipc.js";
 import { REDIS_URL } from "./redis-util.js";
 
 /** The servers compared. */
@@ -94,16 +93,11 @@ serve({
     });
     server.maxConnections = 100_000;
     stopNode = kind === "whisper" ? startWhisper(server, prefix, nodeId) : startSocketIo(server, prefix);
-    await new Promise<void>((resolve) =>
-      server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, resolve),
-    );
+    const port = await listenLoopback(server);
     http = server;
-    return { port: (server.address() as AddressInfo).port };
+    return { port };
   },
-  cpu() {
-    const u = process.cpuUsage();
-    return u.user + u.system;
-  },
+  cpu: cpuMicros,
   mem() {
     fullGc();
     return process.memoryUsage();

@@ -3,6 +3,8 @@
  * process and a load process of its own.
  */
 import { type ChildProcess, fork } from "node:child_process";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 
 /** How bench processes run: TypeScript sources through tsx, with `gc()` available. */
 export const NODE_ARGS = ["--conditions=@whisperchat/source", "--import", "tsx", "--expose-gc"];
@@ -129,4 +131,16 @@ export function fullGc(passes = 4): void {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) throw new Error("run with --expose-gc");
   for (let i = 0; i < passes; i++) gc();
+}
+
+/** Listens on a free loopback port with a deep accept backlog; resolves the port. */
+export async function listenLoopback(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+/** This process's CPU time so far (user + system), microseconds: a server worker's `cpu()`. */
+export function cpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
 }

@@ -15,14 +15,13 @@
  *   partner.
  */
 import { createServer, type Server as HttpServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { writeHeapSnapshot } from "node:v8";
 import { attachWebSocket } from "@whisperchat/adapter-ws";
 import { createWhisper, type WhisperHub } from "@whisperchat/core";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { Server as IoServer, type Socket } from "socket.io";
 import { type WebSocket, WebSocketServer } from "ws";
-import { fullGc, serve } from "./ipc.js";
+import { cpuMicros, fullGc, listenLoopback, serve } from "./ipc.js";
 import type { ServerKind } from "./relay-config.js";
 
 /** Out of the way: the relay, not the limiter, is measured. */
@@ -109,16 +108,11 @@ serve({
     if (kind === "whisper") startWhisper(server);
     else if (kind === "ws") startWs(server);
     else startSocketIo(server);
-    await new Promise<void>((resolve) =>
-      server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, resolve),
-    );
+    const port = await listenLoopback(server);
     http = server;
-    return { port: (server.address() as AddressInfo).port };
+    return { port };
   },
-  cpu() {
-    const u = process.cpuUsage();
-    return u.user + u.system;
-  },
+  cpu: cpuMicros,
   mem() {
     fullGc();
     return process.memoryUsage();

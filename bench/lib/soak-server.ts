@@ -17,12 +17,11 @@
  *   by the benchmark itself).
  */
 import { createServer, type Server as HttpServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { writeHeapSnapshot } from "node:v8";
 import { attachWebSocket, type WebSocketAdapter } from "@whisperchat/adapter-ws";
 import { createWhisper, type WhisperHub } from "@whisperchat/core";
 import { createMemoryStore } from "@whisperchat/store-memory";
-import { fullGc, serve } from "./ipc.js";
+import { cpuMicros, fullGc, listenLoopback, serve } from "./ipc.js";
 
 const UNLIMITED = { capacity: 1e9, ratePerSec: 1e9 };
 
@@ -76,20 +75,15 @@ serve({
       else counts.resumeFailed++;
     });
     adapter = attachWebSocket(hub, { server });
-    await new Promise<void>((resolve) =>
-      server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, resolve),
-    );
+    const port = await listenLoopback(server);
     http = server;
-    return { port: (server.address() as AddressInfo).port, maxBufferedBytes: hub.settings.maxBufferedBytes };
+    return { port, maxBufferedBytes: hub.settings.maxBufferedBytes };
   },
   mem(arg) {
     if ((arg as { gc?: boolean } | undefined)?.gc !== false) fullGc();
     return process.memoryUsage();
   },
-  cpu() {
-    const u = process.cpuUsage();
-    return u.user + u.system;
-  },
+  cpu: cpuMicros,
   watch(arg) {
     const { everyMs } = arg as { everyMs: number };
     if (watch !== undefined) clearInterval(watch.timer);

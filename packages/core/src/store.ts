@@ -210,8 +210,9 @@ export interface RelayResult {
 
 /**
  * An optional fast path for chat messages: the per-user limit, the history append and the
- * publish to the partner's node of a batch of messages in one step (one round trip, for a
- * networked store). A store without it gets the same behaviour from core, which then calls
+ * publish to the partner's node of a batch of messages in one call (store-redis: one round
+ * trip on a single server, three on Redis Cluster). Batches of one room must take effect in
+ * call order. A store without it gets the same behaviour from core, which then calls
  * `limiter.consume`, `rooms.append` and `bus.publish` message by message.
  */
 export interface RelayStore {
