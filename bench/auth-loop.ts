@@ -33,7 +33,11 @@ const accounts = createAccounts({
   store,
   jwt,
   // The limits are not what is measured here.
-  loginRate: { perName: { capacity: 1e6, ratePerSec: 1e6 }, perIp: { capacity: 1e6, ratePerSec: 1e6 } },
+  loginRate: {
+    perNameAndIp: { capacity: 1e6, ratePerSec: 1e6 },
+    perName: { capacity: 1e6, ratePerSec: 1e6 },
+    perIp: { capacity: 1e6, ratePerSec: 1e6 },
+  },
 });
 const names = Array.from({ length: CONCURRENT }, (_, i) => `bench-user-${i}`);
 await Promise.all(names.map((name) => accounts.register({ name, password: PASSWORD })));

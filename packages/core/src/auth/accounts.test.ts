@@ -188,29 +188,102 @@ describe("login", () => {
     expect((await store.accounts.get("dave"))!.passwordHash).toBe(after);
   });
 
-  it("limits attempts per name before any password work (429, retryAfterMs)", async () => {
+  it("limits attempts per (name, address) before any password work (429, retryAfterMs)", async () => {
     const a = accounts();
     await a.register({ name: "erin", password: PASSWORD });
     seen.verified.length = 0;
     for (let i = 0; i < 5; i++) {
       await failure(
-        a.login({ name: "erin", password: `guess number ${i}`, ip: `10.1.0.${i}` }),
+        a.login({ name: "erin", password: `guess number ${i}`, ip: "10.1.0.1" }),
         "invalid_credentials",
       );
     }
+    // Even the right password: this address spent its attempts at this name.
     const limited = await failure(
-      a.login({ name: "Erin", password: PASSWORD, ip: "10.1.1.1" }),
+      a.login({ name: "Erin", password: PASSWORD, ip: "10.1.0.1" }),
       "rate_limited",
     );
     expect(limited.status).toBe(429);
     expect(limited.retryAfterMs).toBeGreaterThan(0);
     expect(limited.retryAfterMs).toBeLessThanOrEqual(10_000);
     expect(seen.verified).toHaveLength(5);
-    // Other names are not affected.
+    // The same address at other names, and other addresses at this name, are not affected.
     await a.register({ name: "frank", password: PASSWORD });
-    await expect(a.login({ name: "frank", password: PASSWORD, ip: "10.1.1.1" })).resolves.toMatchObject({
+    await expect(a.login({ name: "frank", password: PASSWORD, ip: "10.1.0.1" })).resolves.toMatchObject({
       name: "frank",
     });
+    await expect(a.login({ name: "erin", password: PASSWORD, ip: "10.1.0.2" })).resolves.toMatchObject({
+      name: "erin",
+    });
+  });
+
+  it("does not let a stranger lock the owner out: the right password passes after others' failures", async () => {
+    const a = accounts();
+    await a.register({ name: "olga", password: PASSWORD });
+    seen.verified.length = 0;
+    // A stranger at address B guesses until refused, then moves on to B2, B3...: with the
+    // defaults, 5 attempts per (name, address), and the name's back-off fills at 10 failures.
+    const answers: AccountErrorCode[] = [];
+    let lastLimited: AccountError | undefined;
+    for (let b = 1; b <= 4; b++) {
+      for (let i = 0; i < 8; i++) {
+        const error = await a.login({ name: "olga", password: `guess ${b}.${i}`, ip: `10.9.0.${b}` }).then(
+          () => expect.unreachable("a wrong password was accepted"),
+          (e: unknown) => e as AccountError,
+        );
+        expect(error).toBeInstanceOf(AccountError);
+        answers.push(error.code);
+        if (error.code === "rate_limited") lastLimited = error;
+      }
+    }
+    // The stranger is refused with 429 and a Retry-After...
+    expect(lastLimited?.status).toBe(429);
+    expect(lastLimited?.retryAfterMs).toBeGreaterThan(0);
+    expect(answers.filter((c) => c === "invalid_credentials").length).toBeLessThanOrEqual(10);
+    // ...and never made the server verify more than 5 hashes per address.
+    expect(seen.verified.length).toBeLessThanOrEqual(4 * 5);
+    // A wrong password from a fresh address is answered 429 now that the name is backing off.
+    const backOff = await failure(
+      a.login({ name: "olga", password: "guess again", ip: "10.9.1.1" }),
+      "rate_limited",
+    );
+    expect(backOff.retryAfterMs).toBeGreaterThan(0);
+    // The owner, at address A, with the right password, logs in.
+    await expect(a.login({ name: "Olga", password: PASSWORD, ip: "10.8.0.1" })).resolves.toMatchObject({
+      name: "olga",
+    });
+    // A right password also passes from a fresh address the stranger never used.
+    await expect(
+      a.verifyCredentials({ name: "olga", password: PASSWORD, ip: "10.8.0.2" }),
+    ).resolves.toMatchObject({
+      name: "olga",
+    });
+  });
+
+  it("answers a wrong password 429 once the name's failures fill perName, and an unknown name alike", async () => {
+    const a = accounts({ loginRate: { perName: { capacity: 2, ratePerSec: 0.01 } } });
+    await a.register({ name: "pam", password: PASSWORD });
+    for (const name of ["pam", "ghost"]) {
+      await failure(a.login({ name, password: "wrong one", ip: "10.7.0.1" }), "invalid_credentials");
+      await failure(a.login({ name, password: "wrong two", ip: "10.7.0.2" }), "invalid_credentials");
+      const limited = await failure(
+        a.login({ name, password: "wrong three", ip: "10.7.0.3" }),
+        "rate_limited",
+      );
+      expect(limited.retryAfterMs).toBeGreaterThan(0);
+    }
+    await expect(a.login({ name: "pam", password: PASSWORD, ip: "10.7.0.1" })).resolves.toMatchObject({
+      name: "pam",
+    });
+  });
+
+  it("limits attempts at invalid names per address, before hashing", async () => {
+    const a = accounts({ loginRate: { perNameAndIp: { capacity: 2, ratePerSec: 0.01 } } });
+    seen.verified.length = 0;
+    await failure(a.login({ name: "x", password: PASSWORD, ip: "10.6.0.1" }), "invalid_credentials");
+    await failure(a.login({ name: "<y>", password: PASSWORD, ip: "10.6.0.1" }), "invalid_credentials");
+    await failure(a.login({ name: "z", password: PASSWORD, ip: "10.6.0.1" }), "rate_limited");
+    expect(seen.verified).toHaveLength(2);
   });
 
   it("limits attempts per address across names", async () => {
@@ -273,7 +346,11 @@ describe("login", () => {
     const a = createAccounts({
       store,
       jwt,
-      loginRate: { perName: { capacity: 100, ratePerSec: 1 }, perIp: { capacity: 100, ratePerSec: 1 } },
+      loginRate: {
+        perNameAndIp: { capacity: 100, ratePerSec: 1 },
+        perName: { capacity: 100, ratePerSec: 1 },
+        perIp: { capacity: 100, ratePerSec: 1 },
+      },
     });
     await a.register({ name: "ivy", password: PASSWORD });
     expect(parseOptions((await store.accounts.get("ivy"))!.passwordHash)).toMatchObject({

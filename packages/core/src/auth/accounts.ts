@@ -57,11 +57,37 @@ export interface PasswordHashOptions {
   parallelism?: number;
 }
 
-/** Login attempt limits (leaky buckets in `store.limiter`), checked before any password work. */
+/**
+ * Login attempt limits (leaky buckets in `store.limiter`), after OWASP's advice against
+ * brute force without letting strangers lock an account out:
+ *
+ * - `perIp` and `perNameAndIp` count every attempt and are checked before any password work,
+ *   so nobody makes the server verify more argon2 hashes than they allow. They only refuse
+ *   the address that spent them: a stranger's attempts never use up the owner's.
+ * - `perName` counts only failed attempts, from every address, and is checked after the
+ *   password: once it is full, a wrong password is answered `rate_limited` instead of
+ *   `invalid_credentials`, but a correct one is still accepted.
+ *
+ * Pass `ip` to `login`: without it, every attempt at a name shares one `perNameAndIp` bucket,
+ * and whoever fills it refuses the owner too.
+ */
 export interface LoginRateOptions {
-  /** Attempts per account name (normalised). @default { capacity: 5, ratePerSec: 0.1 } (5 at once, then 1 per 10 s) */
+  /**
+   * Attempts per (account name, client address), correct or not, checked before the password
+   * is verified. Unknown and invalid names are counted too (invalid ones all in one bucket per
+   * address). @default { capacity: 5, ratePerSec: 0.1 } (5 at once, then 1 per 10 s)
+   */
+  perNameAndIp?: BucketRule;
+  /**
+   * Failed attempts per account name (normalised), from all addresses together: the slower,
+   * global back-off. Counted after a wrong password (or an unknown name); when full, the wrong
+   * password is answered `rate_limited` with `retryAfterMs`. A correct password is never
+   * refused by it. (It used to count every attempt before the password was checked, which let
+   * anyone lock any account out; bounding the hashing work is now `perNameAndIp`'s job.)
+   * @default { capacity: 10, ratePerSec: 1 / 60 } (10 failures, then 1 per minute)
+   */
   perName?: BucketRule;
-  /** Attempts per client address. @default { capacity: 20, ratePerSec: 1 } */
+  /** Attempts per client address, across names, checked before any password work. @default { capacity: 20, ratePerSec: 1 } */
   perIp?: BucketRule;
 }
 
@@ -139,7 +165,11 @@ export interface RegisterInput {
 export interface LoginInput {
   name: string;
   password: string;
-  /** The client address, for the per-address attempt limit. @default no per-address limit */
+  /**
+   * The client address, for the per-address and per-(name, address) attempt limits. Without
+   * it, all attempts at a name share one bucket, so a stranger can lock the owner out.
+   * @default none: no per-address limit, one shared per-(name, address) bucket
+   */
   ip?: string;
 }
 
@@ -175,8 +205,11 @@ export interface Accounts {
   /**
    * Checks the credentials and issues a token. Rejects with an {@link AccountError}:
    * `invalid_credentials` (401) for an unknown name and for a wrong password alike (same
-   * message, about the same time), `rate_limited` (429, with `retryAfterMs`), `invalid_input`
-   * (400) when name or password is not a string. Throws a `TypeError` when no `jwt` is configured.
+   * message, about the same time), `rate_limited` (429, with `retryAfterMs`) when this address
+   * made too many attempts or, for a wrong password, when the name had too many failures (see
+   * {@link LoginRateOptions}: other addresses' failures never refuse a correct password),
+   * `invalid_input` (400) when name or password is not a string. Throws a `TypeError` when no
+   * `jwt` is configured.
    */
   login(input: LoginInput): Promise<LoginResult>;
   /** `login` without the token: for apps that keep their own sessions. */
@@ -247,9 +280,11 @@ export function createAccounts(options: AccountsOptions): Accounts {
   const hashPassword = (password: string): Promise<string> => gate.run(() => hash(password, argon));
   const verifyPassword = (passwordHash: string, password: string): Promise<boolean> =>
     gate.run(() => verify(passwordHash, password));
-  const perName = options.loginRate?.perName ?? { capacity: 5, ratePerSec: 0.1 };
+  const perNameAndIp = options.loginRate?.perNameAndIp ?? { capacity: 5, ratePerSec: 0.1 };
+  const perName = options.loginRate?.perName ?? { capacity: 10, ratePerSec: 1 / 60 };
   const perIp = options.loginRate?.perIp ?? { capacity: 20, ratePerSec: 1 };
   const registerRate = options.registerRate ?? { capacity: 10, ratePerSec: 0.05 };
+  assertBucketRule(perNameAndIp, "createAccounts: loginRate.perNameAndIp");
   assertBucketRule(perName, "createAccounts: loginRate.perName");
   assertBucketRule(perIp, "createAccounts: loginRate.perIp");
   assertBucketRule(registerRate, "createAccounts: registerRate");
@@ -340,16 +375,34 @@ export function createAccounts(options: AccountsOptions): Accounts {
     return { userId: account.userId, name: account.name };
   };
 
+  /** Counts a failed login at the name; refused once the name's back-off bucket is full. */
+  const failed = async (nameKey: string | undefined): Promise<AccountError> => {
+    if (nameKey === undefined) return invalidCredentials();
+    const result = await store.limiter.consume(`auth:login:failed:${nameKey}`, perName, 1);
+    if (result.allowed) return invalidCredentials();
+    return new AccountError(
+      "rate_limited",
+      "too many failed login attempts for this name; try again later",
+      result.retryAfterMs,
+    );
+  };
+
   const verifyCredentials = async (input: LoginInput): Promise<AccountIdentity> => {
     const { name: rawName, password: rawPassword } = requireStrings(input);
-    if (input.ip !== undefined) await limit(`auth:login:ip:${input.ip}`, perIp, "login attempts");
+    const ip = input.ip;
+    if (ip !== undefined) await limit(`auth:login:ip:${ip}`, perIp, "login attempts");
     const checked = checkName(rawName);
-    if (checked !== undefined) await limit(`auth:login:name:${checked.nameKey}`, perName, "login attempts");
+    // Before any password work, and keyed by the address too: it bounds the argon2 work one
+    // address can cause for a name, and a stranger filling it does not refuse the owner. The
+    // name part is escaped so that no (address, name) pair shares a key with another.
+    const namePart = checked === undefined ? "" : encodeURIComponent(checked.nameKey);
+    await limit(`auth:login:ip-name:${ip ?? ""}:${namePart}`, perNameAndIp, "login attempts");
     const password = rawPassword.normalize("NFKC");
-    if (codePoints(password) > passwordMax) throw invalidCredentials();
+    if (codePoints(password) > passwordMax) throw await failed(checked?.nameKey);
     const account = checked === undefined ? undefined : await store.accounts.get(checked.nameKey);
     const ok = await verifyPassword(account?.passwordHash ?? (await dummyHash), password);
-    if (account === undefined || !ok) throw invalidCredentials();
+    // Unknown names count as failures too, so that the answers do not tell which names exist.
+    if (account === undefined || !ok) throw await failed(checked?.nameKey);
     if (needsRehash(account.passwordHash)) {
       await store.accounts.update({ ...account, passwordHash: await hashPassword(password) });
     }
