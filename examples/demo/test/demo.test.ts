@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { request } from "node:http";
 import { fileURLToPath } from "node:url";
 import { expectFrame } from "@whisperchat/core/testing";
 import { io as ioClient } from "socket.io-client";
@@ -46,6 +47,34 @@ async function post(
     body: JSON.stringify(body),
   });
   return { status: r.status, json: (await r.json()) as Record<string, unknown>, headers: r.headers };
+}
+
+/** `post`, from a chosen local address (any of 127.0.0.0/8 reaches the demo on 127.0.0.1). */
+function postFrom(
+  localAddress: string,
+  url: string,
+  body: unknown,
+): Promise<{ status: number; json: Record<string, unknown>; retryAfter: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: "POST", localAddress, headers: { "Content-Type": "application/json" } },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          text += d;
+        });
+        res.on("end", () => {
+          const retryAfter = res.headers["retry-after"];
+          resolve({ status: res.statusCode ?? 0, json: JSON.parse(text), retryAfter });
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
 }
 
 describe("demo accounts and admin routes", () => {
@@ -97,6 +126,34 @@ describe("demo accounts and admin routes", () => {
     }
     expect(limited?.status).toBe(429);
     expect(Number(limited?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+  });
+
+  it("login: a stranger failing from other addresses does not lock the owner out", async () => {
+    demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
+    const login = `${demo.url}/auth/login`;
+    const owner = { name: "Olga", password: "owner's own passphrase" };
+    expect((await postFrom("127.0.0.1", `${demo.url}/auth/register`, owner)).status).toBe(201);
+    // The stranger guesses from 127.0.0.2, then from two more addresses, until refused each time.
+    const statuses: number[] = [];
+    let limited: Awaited<ReturnType<typeof postFrom>> | undefined;
+    for (const stranger of ["127.0.0.2", "127.0.0.3", "127.0.0.4"]) {
+      for (let i = 0; i < 7; i++) {
+        const r = await postFrom(stranger, login, { name: "olga", password: `guess ${stranger} ${i}` });
+        statuses.push(r.status);
+        if (r.status === 429) limited = r;
+      }
+    }
+    expect(new Set(statuses)).toEqual(new Set([401, 429]));
+    expect(limited?.json.code).toBe("rate_limited");
+    expect(Number(limited?.retryAfter)).toBeGreaterThanOrEqual(1);
+    // The stranger stays refused, with a Retry-After.
+    const again = await postFrom("127.0.0.2", login, { name: "olga", password: "one more guess" });
+    expect(again.status).toBe(429);
+    expect(Number(again.retryAfter)).toBeGreaterThanOrEqual(1);
+    // The owner, from 127.0.0.1, with the right password, gets a token.
+    const ok = await postFrom("127.0.0.1", login, owner);
+    expect(ok.status).toBe(200);
+    expect(ok.json).toMatchObject({ name: "Olga", token: expect.any(String) });
   });
 
   it("/admin/stats: 401 without a valid token, 403 without the admin role, 200 with counts", async () => {
