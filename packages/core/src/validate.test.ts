@@ -87,3 +87,94 @@ describe("validateClientFrame", () => {
     }
   });
 });
+
+describe("validateName (display names on join)", () => {
+  const wide = { ...limits, maxNameChars: 32 };
+  const join = (name: unknown) => ({ type: "join", location: { lat: 0, lng: 0 }, rangeKm: 1, name });
+  const nameOf = (name: unknown) => (validateClientFrame(join(name), wide) as { name?: string }).name;
+  const refused = (name: string): string | undefined => {
+    try {
+      validateClientFrame(join(name), wide);
+      return undefined;
+    } catch (e) {
+      expect(e).toBeInstanceOf(FrameError);
+      expect((e as FrameError).code).toBe("bad_request");
+      return (e as FrameError).message;
+    }
+  };
+
+  it("accepts names in any script, mixed or not, with digits, spaces and punctuation", () => {
+    for (const name of [
+      "José",
+      "Ana",
+      "Ана",
+      "李小龙",
+      "Ana-Maria 2",
+      "O'Brien",
+      "山田たろう",
+      "مريم",
+      "Zoë ❤️",
+    ]) {
+      expect(nameOf(name)).toBe(name);
+    }
+    // Mixed scripts are allowed for display names (they are neither unique nor authenticated).
+    expect(nameOf("ali\u0441e")).toBe("ali\u0441e");
+  });
+
+  it("normalises with NFKC, then trims, before counting", () => {
+    expect(nameOf("\uFF21\uFF2C\uFF29")).toBe("ALI"); // full-width letters
+    expect(nameOf("Jose\u0301")).toBe("José"); // decomposed é composes
+    expect(nameOf("\u3000Ana\u00A0")).toBe("Ana"); // ideographic and no-break spaces
+    expect(nameOf("\uFB01ona")).toBe("fiona"); // the "ﬁ" ligature
+    // 32 full-width letters fit once folded; 33 do not.
+    expect(nameOf("\uFF41".repeat(32))).toBe("a".repeat(32));
+    expect(refused("\uFF41".repeat(33))).toMatch(/at most 32/);
+  });
+
+  it("refuses every bidi control", () => {
+    for (const c of ["\u061C", "\u200E", "\u200F", "\u202A", "\u202B", "\u202C", "\u202D", "\u202E"]) {
+      expect(refused(`ab${c}cd`)).toMatch(/text-direction/);
+    }
+    for (const c of ["\u2066", "\u2067", "\u2068", "\u2069"])
+      expect(refused(`${c}abcd`)).toMatch(/direction/);
+    expect(refused("\u202Enimda")).toMatch(/direction/);
+  });
+
+  it("refuses zero-width and other invisible characters, alone or inside a name", () => {
+    const invisible = [
+      "\u200B", // zero-width space
+      "\u200C", // zero-width non-joiner
+      "\u200D", // zero-width joiner
+      "\u2060", // word joiner
+      "\uFEFF", // byte order mark (String.prototype.trim would drop it at the ends)
+      "\u00AD", // soft hyphen
+      "\u034F", // combining grapheme joiner
+      "\u180E", // Mongolian vowel separator
+      "\u3164", // Hangul filler
+      "\u115F", // Hangul choseong filler
+      "\u2800", // blank Braille pattern
+      "\u{E0041}", // tag letter A
+      "\uE000", // private use
+    ];
+    for (const c of invisible) {
+      expect(refused(c)).toMatch(/invisible/);
+      expect(refused(`al${c}ice`)).toMatch(/invisible/);
+      expect(refused(`${c}alice`)).toMatch(/invisible/);
+    }
+  });
+
+  it("refuses variation selectors alone, but not after the character they vary", () => {
+    expect(refused("\uFE0F")).toMatch(/invisible/);
+    expect(refused("\uFE0F\uFE0F")).toMatch(/invisible/);
+    expect(refused("ab \uFE0F")).toMatch(/invisible/);
+    expect(refused("a\uFE0F\uFE0F")).toMatch(/invisible/);
+    expect(refused("\u{E0100}abc")).toMatch(/invisible/);
+    expect(nameOf("\u2764\uFE0F")).toBe("\u2764\uFE0F");
+    expect(nameOf("\u845B\u{E0100}")).toBe("\u845B\u{E0100}"); // an ideographic variation sequence
+  });
+
+  it("refuses names that are empty after NFKC and trimming, or have nothing visible", () => {
+    for (const name of ["", "   ", "\u3000", "\u00A0\u2003", "\u0301\u0301"])
+      expect(refused(name)).toBeDefined();
+  });
+});

@@ -1,4 +1,5 @@
 import { WhisperError } from "./errors.js";
+import { findHiddenCharacters, hasVisibleCharacter, trimWhiteSpace } from "./names.js";
 import type { ClientFrame, ClientFrameType, LatLng } from "./protocol.js";
 import { CLIENT_FRAME_TYPES } from "./protocol.js";
 
@@ -78,10 +79,11 @@ export function parseClientFrame(text: string, limits: ValidationLimits): Client
 
 /**
  * Validates a decoded client frame and returns it normalised (only the known fields, names
- * trimmed). Throws a {@link WhisperError} whose code follows PROTOCOL.md: wrong JSON types are
- * `bad_request`; a location or range of the right type but out of bounds (or not finite) is
- * `invalid_location` / `invalid_range`; text over the limit is `too_large`. The request `id`,
- * when usable, is kept in {@link FrameError.requestId}.
+ * NFKC-normalised and trimmed, see {@link validateName}). Throws a {@link WhisperError} whose
+ * code follows PROTOCOL.md: wrong JSON types are `bad_request`; a location or range of the
+ * right type but out of bounds (or not finite) is `invalid_location` / `invalid_range`; text
+ * over the limit is `too_large`. The request `id`, when usable, is kept in
+ * {@link FrameError.requestId}.
  */
 export function validateClientFrame(value: unknown, limits: ValidationLimits): ClientFrame {
   if (!isPlainObject(value)) throw bad("a request must be an object with a string field `type`");
@@ -166,12 +168,29 @@ function validateRange(value: unknown, maxRangeKm: number, id: string | undefine
   return value;
 }
 
-/** Validates a display name: trimmed, 1 to `max` code points, no control characters. */
+/**
+ * Validates a display name and returns it normalised: NFKC, then trimmed; then 1 to `max` code
+ * points with at least one letter, digit, symbol or punctuation mark. Refused (`bad_request`):
+ * control characters, bidi controls (U+061C, U+200E/F, U+202A–U+202E, U+2066–U+2069),
+ * invisible characters (zero-width space and joiners, word joiner, soft hyphen, BOM, Hangul
+ * fillers, other format, private-use and unassigned code points), and variation selectors
+ * except right after a visible character (as in "❤️"). Scripts may be mixed: a guest's name is
+ * neither unique nor checked against anyone's, so a look-alike gains nothing an exact copy
+ * would not.
+ */
 export function validateName(value: unknown, max: number, id?: string): string {
   if (typeof value !== "string") throw bad("`name` must be a string", id);
-  const name = value.trim();
+  const name = trimWhiteSpace(value.normalize("NFKC"));
   if (name.length === 0) throw bad("`name` must not be empty", id);
   if (CONTROL.test(name)) throw bad("`name` must not contain control characters", id);
+  const hidden = findHiddenCharacters(name, true);
+  if (hidden === "bidi_control") {
+    throw bad("`name` must not contain text-direction controls (such as U+202E)", id);
+  }
+  if (hidden === "invisible") {
+    throw bad("`name` must not contain invisible characters (such as U+200B, zero-width space)", id);
+  }
+  if (!hasVisibleCharacter(name)) throw bad("`name` must contain a letter, digit or symbol", id);
   if (codePointsOver(name, max)) throw bad(`\`name\` must be at most ${max} characters`, id);
   return name;
 }
