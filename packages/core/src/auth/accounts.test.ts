@@ -100,6 +100,62 @@ describe("register", () => {
     expect(await store.accounts.get("alice")).toBeUndefined();
   });
 
+  it("accepts names in one script, with digits, spaces and punctuation", async () => {
+    const a = accounts();
+    for (const name of ["José", "Ана", "李小龙", "Ana-Maria 2", "山田たろう", "Άννα_3"]) {
+      expect((await a.register({ name, password: PASSWORD })).name, name).toBe(name);
+    }
+    // Once NFKC-normalised: decomposed "é" and full-width letters fold into the usual form.
+    expect((await a.register({ name: "Rene\u0301e", password: PASSWORD })).name).toBe("Renée");
+  });
+
+  it("refuses bidi controls, invisible characters and mixed scripts with invalid_input (400)", async () => {
+    const a = accounts();
+    const cases: [string, RegExp][] = [
+      ["\u202Enimda", /text-direction/],
+      ["ab\u200Ecd", /text-direction/],
+      ["ab\u2067cd", /text-direction/],
+      ["ab\u061Ccd", /text-direction/],
+      ["\u200B", /invisible/],
+      ["ali\u200Bce", /invisible/],
+      ["ali\u200Dce", /invisible/],
+      ["ali\u2060ce", /invisible/],
+      ["\uFEFFalice", /invisible/],
+      ["ali\u00ADce", /invisible/],
+      ["alice\uFE0F", /invisible/], // a variation selector: a look-alike of "alice"
+      ["\u3164\u3164\u3164", /invisible/], // Hangul fillers
+      ["ali\u0441e", /mix scripts/], // Latin with a Cyrillic с
+      ["\u0391lice", /mix scripts/], // Latin with a Greek Α
+      ["\u3000 \u00A0", /characters/], // empty once normalised and trimmed
+      ["\u0301\u0301\u0301", /characters/], // nothing but combining marks
+    ];
+    for (const [name, message] of cases) {
+      const error = await failure(a.register({ name, password: PASSWORD }), "invalid_input");
+      expect(error.status).toBe(400);
+      expect(error.message, JSON.stringify(name)).toMatch(message);
+    }
+    expect(await store.accounts.get("alice")).toBeUndefined();
+  });
+
+  it("looks no account up under a name it refuses: a mixed-script login finds nothing (401)", async () => {
+    const a = accounts();
+    await a.register({ name: "alice", password: PASSWORD });
+    // An account stored before names were checked this way cannot be logged into either.
+    await store.accounts.create({
+      userId: "legacy",
+      name: "ali\u0441e",
+      nameKey: accountNameKey("ali\u0441e"),
+      passwordHash: (await store.accounts.get("alice"))!.passwordHash,
+      roles: [],
+      createdAt: 0,
+    });
+    seen.verified.length = 0;
+    const refused = await failure(a.login({ name: "ali\u0441e", password: PASSWORD }), "invalid_credentials");
+    expect(refused.status).toBe(401);
+    expect(seen.verified).toHaveLength(1); // the stand-in hash, as for an unknown name
+    await expect(a.login({ name: "alice", password: PASSWORD })).resolves.toMatchObject({ name: "alice" });
+  });
+
   it("normalises names: ' Alice ', 'alice' and 'ＡＬＩＣＥ' collide (409)", async () => {
     const a = accounts();
     expect((await a.register({ name: " Alice ", password: PASSWORD })).name).toBe("Alice");

@@ -4,6 +4,7 @@ import type { Algorithm } from "@node-rs/argon2";
 import { hash, parseOptions, verify } from "@node-rs/argon2";
 import { randomId } from "../ids.js";
 import { assertBucketRule } from "../limiter.js";
+import { findHiddenCharacters, hasVisibleCharacter, mixesScripts, trimWhiteSpace } from "../names.js";
 import type { AccountRecord, BucketRule, Store } from "../store.js";
 import type { SignTokenFunction, SignTokenOptions } from "./jwt.js";
 
@@ -91,7 +92,15 @@ export interface LoginRateOptions {
   perIp?: BucketRule;
 }
 
-/** What a valid account name is, checked on the normalised name. */
+/**
+ * What a valid account name is, checked on the normalised name. Whatever the rules, a name is
+ * refused when it has bidi controls (U+061C, U+200E/F, U+202A–U+202E, U+2066–U+2069) or
+ * invisible characters (zero-width space and joiners, word joiner, soft hyphen, BOM, variation
+ * selectors, Hangul fillers, other format, private-use and unassigned code points), has no
+ * letter, digit, symbol or punctuation mark, or mixes scripts (say Latin with Cyrillic, as in
+ * "aliсe" with a Cyrillic "с"; digits, spaces and punctuation go with any script, and Japanese
+ * or Korean Han with kana or Hangul, possibly with Latin, is one writing system).
+ */
 export interface NameRules {
   /** Fewest characters (Unicode code points). @default 3 */
   minLength?: number;
@@ -223,10 +232,10 @@ const DEFAULT_NAME_PATTERN = /^[\p{L}\p{M}\p{N}_.\- ]+$/u;
 
 /**
  * Normalises an account name for display: NFKC, trimmed, runs of white space collapsed to one
- * space.
+ * space. (A U+FEFF is not white space here: it stays, and the name is refused.)
  */
 export function normalizeAccountName(name: string): string {
-  return name.normalize("NFKC").trim().replace(/\s+/gu, " ");
+  return trimWhiteSpace(name.normalize("NFKC")).replace(/\p{White_Space}+/gu, " ");
 }
 
 /**
@@ -309,11 +318,28 @@ export function createAccounts(options: AccountsOptions): Accounts {
   const dummyHash = hash(randomBytes(32).toString("base64url"), argon);
   dummyHash.catch(() => {});
 
-  /** The display name and key, or `undefined` when the name breaks the rules. */
-  const checkName = (raw: string): { name: string; nameKey: string } | undefined => {
+  const nameRulesMessage = `name must be ${nameMin} to ${nameMax} characters: letters, digits, spaces, "_", "." or "-"`;
+
+  /**
+   * The display name and key, or why the name breaks the rules. Used at login too, so that a
+   * name that could not be registered now (one mixing scripts, say) finds no account.
+   */
+  const checkName = (raw: string): { name: string; nameKey: string } | { problem: string } => {
     const name = normalizeAccountName(raw);
+    const hidden = findHiddenCharacters(name, false);
+    if (hidden === "bidi_control") {
+      return { problem: "name must not contain text-direction controls (such as U+202E)" };
+    }
+    if (hidden === "invisible") {
+      return { problem: "name must not contain invisible characters (such as U+200B, zero-width space)" };
+    }
     const length = codePoints(name);
-    if (length < nameMin || length > nameMax || !namePattern.test(name)) return undefined;
+    if (length < nameMin || length > nameMax || !namePattern.test(name) || !hasVisibleCharacter(name)) {
+      return { problem: nameRulesMessage };
+    }
+    if (mixesScripts(name)) {
+      return { problem: "name must not mix scripts (such as Latin and Cyrillic letters)" };
+    }
     return { name, nameKey: accountNameKey(name) };
   };
 
@@ -343,12 +369,7 @@ export function createAccounts(options: AccountsOptions): Accounts {
     const { name: rawName, password: rawPassword } = requireStrings(input);
     if (input.ip !== undefined) await limit(`auth:register:ip:${input.ip}`, registerRate, "registrations");
     const checked = checkName(rawName);
-    if (checked === undefined) {
-      throw new AccountError(
-        "invalid_input",
-        `name must be ${nameMin} to ${nameMax} characters: letters, digits, spaces, "_", "." or "-"`,
-      );
-    }
+    if ("problem" in checked) throw new AccountError("invalid_input", checked.problem);
     const password = rawPassword.normalize("NFKC");
     const length = codePoints(password);
     if (length < passwordMin || length > passwordMax) {
@@ -391,7 +412,7 @@ export function createAccounts(options: AccountsOptions): Accounts {
     const { name: rawName, password: rawPassword } = requireStrings(input);
     const ip = input.ip;
     if (ip !== undefined) await limit(`auth:login:ip:${ip}`, perIp, "login attempts");
-    const checked = checkName(rawName);
+    const checked = nameOrUndefined(checkName(rawName));
     // Before any password work, and keyed by the address too: it bounds the argon2 work one
     // address can cause for a name, and a stranger filling it does not refuse the owner. The
     // name part is escaped so that no (address, name) pair shares a key with another.
@@ -450,6 +471,10 @@ class Gate {
       else next();
     }
   }
+}
+
+function nameOrUndefined<T extends object>(checked: T | { problem: string }): T | undefined {
+  return "problem" in checked ? undefined : checked;
 }
 
 function invalidCredentials(): AccountError {
