@@ -162,6 +162,20 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   return value as Record<string, unknown>;
 }
 
+/**
+ * The path of a request target, or `undefined` (answered 400) when it is not a usable one.
+ * `new URL` reads a target that starts with `//` as scheme-relative: it throws on `//` and
+ * `//x:y`, and would take `//host/healthz` for `/healthz`; all such targets are refused.
+ */
+function pathOf(target: string | undefined): string | undefined {
+  if (target === undefined || target.startsWith("//")) return undefined;
+  try {
+    return new URL(target, "http://localhost").pathname;
+  } catch {
+    return undefined;
+  }
+}
+
 function bearerOf(req: IncomingMessage): string | undefined {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
   return m?.[1];
@@ -249,7 +263,8 @@ export async function startDemo(
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const path = pathOf(req.url);
+    if (path === undefined) return json(res, 400, { error: "bad request target" });
     if (path === "/healthz") {
       if (draining) return json(res, 503, { ok: false, reason: "draining" });
       try {

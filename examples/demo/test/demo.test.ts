@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
 import { request } from "node:http";
+import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { expectFrame } from "@whisperchat/core/testing";
 import { io as ioClient } from "socket.io-client";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { WebSocket } from "ws";
 import { wrapClient } from "../../../packages/adapter-ws/test/harness.js";
 import { ConfigError, readConfig } from "../src/config.js";
@@ -277,5 +278,49 @@ describe("demo server", () => {
     child.kill("SIGTERM");
     expect(await ws.closed).toBe(1012);
     expect(await exited).toBe(0);
+  });
+});
+
+/** Opens a raw TCP connection to the demo, collecting everything it answers until it closes. */
+function rawConnection(url: string): { socket: Socket; received: () => string; closed: Promise<void> } {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  let text = "";
+  socket.setEncoding("utf8");
+  socket.on("data", (d: string) => {
+    text += d;
+  });
+  socket.on("error", () => undefined);
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  return { socket, received: () => text, closed };
+}
+
+describe("demo HTTP hardening", () => {
+  it("answers request targets new URL cannot read (//, //x:y) with 400 JSON, logging nothing", async () => {
+    const logged: string[] = [];
+    demo = await startDemo(readConfig({ PORT: "0" }), (line) => logged.push(line));
+    logged.length = 0; // the JWT_SECRET warning at start
+    const consoleError = vi.spyOn(console, "error");
+    const consoleWarn = vi.spyOn(console, "warn");
+    try {
+      for (const target of ["//", "//x:y", "//127.0.0.1/healthz"]) {
+        const c = rawConnection(demo.url);
+        c.socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
+        await c.closed;
+        const [head = "", body = ""] = c.received().split("\r\n\r\n");
+        expect(head, target).toMatch(/^HTTP\/1\.1 400 /);
+        expect(head).toMatch(/content-type: application\/json/i);
+        // The body may come chunked: the JSON object is between the chunk sizes.
+        expect(JSON.parse(/\{.*\}/s.exec(body)?.[0] ?? "")).toEqual({ error: "bad request target" });
+      }
+      expect(consoleError).not.toHaveBeenCalled();
+      expect(consoleWarn).not.toHaveBeenCalled();
+      expect(logged).toEqual([]);
+      // The server is fine afterwards.
+      expect((await fetch(`${demo.url}/healthz`)).status).toBe(200);
+    } finally {
+      consoleError.mockRestore();
+      consoleWarn.mockRestore();
+    }
   });
 });
