@@ -12,7 +12,24 @@ export interface DemoConfig {
   msgBurst: number;
   connectPerSec: number;
   connectBurst: number;
+  /** Most time to receive a request's headers (Node's `server.headersTimeout`), in ms. */
+  httpHeadersTimeoutMs: number;
+  /** Most time to receive a whole request, body included (`server.requestTimeout`), in ms. */
+  httpRequestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open (`server.keepAliveTimeout`), in ms. */
+  httpKeepAliveTimeoutMs: number;
 }
+
+/**
+ * The HTTP server's timeouts unless set: a client that sends its headers or body slowly (or
+ * not at all) is cut off after these, instead of after Node's 60 s (headers) and 300 s
+ * (request) defaults, so slow clients cannot hold many sockets open for long.
+ */
+export const HTTP_TIMEOUT_DEFAULTS = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+} as const;
 
 /** A setting with a bad value: the demo prints the message and exits 1. */
 export class ConfigError extends Error {
@@ -44,10 +61,12 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
 }
 
 const positive = (n: number) => n > 0;
+const positiveInteger = (n: number) => Number.isInteger(n) && n > 0;
 
 /** Reads and checks every setting; throws {@link ConfigError} on the first bad one. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
-  return {
+  const ms = "a whole number of milliseconds > 0";
+  const config: DemoConfig = {
     port: num(
       env,
       "PORT",
@@ -72,5 +91,32 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     msgBurst: num(env, "WHISPER_MSG_BURST", 10, positive, "a positive number"),
     connectPerSec: num(env, "WHISPER_CONNECT_PER_SEC", 5, positive, "a positive number"),
     connectBurst: num(env, "WHISPER_CONNECT_BURST", 20, positive, "a positive number"),
+    httpHeadersTimeoutMs: num(
+      env,
+      "WHISPER_HTTP_HEADERS_TIMEOUT_MS",
+      HTTP_TIMEOUT_DEFAULTS.headersTimeoutMs,
+      positiveInteger,
+      ms,
+    ),
+    httpRequestTimeoutMs: num(
+      env,
+      "WHISPER_HTTP_REQUEST_TIMEOUT_MS",
+      HTTP_TIMEOUT_DEFAULTS.requestTimeoutMs,
+      positiveInteger,
+      ms,
+    ),
+    httpKeepAliveTimeoutMs: num(
+      env,
+      "WHISPER_HTTP_KEEPALIVE_TIMEOUT_MS",
+      HTTP_TIMEOUT_DEFAULTS.keepAliveTimeoutMs,
+      positiveInteger,
+      ms,
+    ),
   };
+  if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
+    throw new ConfigError(
+      `WHISPER_HTTP_HEADERS_TIMEOUT_MS (${config.httpHeadersTimeoutMs}) must not exceed WHISPER_HTTP_REQUEST_TIMEOUT_MS (${config.httpRequestTimeoutMs})`,
+    );
+  }
+  return config;
 }

@@ -145,10 +145,17 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
     throw new HttpError(415, "send a JSON body (Content-Type: application/json)");
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, `the body must be at most ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_BODY) throw new HttpError(413, `the body must be at most ${MAX_BODY} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    // The client went away or was cut off (requestTimeout) mid-body: nothing to log; the
+    // answer goes nowhere unless the socket is still open.
+    throw new HttpError(400, "the request body was cut off");
   }
   let value: unknown;
   try {
@@ -316,13 +323,26 @@ export async function startDemo(
     json(res, 404, { error: "not found" });
   };
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error) => {
-      console.error("[demo]", error);
-      if (!res.headersSent) json(res, 500, { error: "internal" });
-      else res.destroy();
-    });
-  });
+  const server = createServer(
+    {
+      headersTimeout: config.httpHeadersTimeoutMs,
+      requestTimeout: config.httpRequestTimeoutMs,
+      // Node checks the two timeouts above every this many ms (30 s by default, which would
+      // stretch a 10 s timeout to 40).
+      connectionsCheckingInterval: Math.max(
+        10,
+        Math.min(1000, Math.floor(Math.min(config.httpHeadersTimeoutMs, config.httpRequestTimeoutMs) / 2)),
+      ),
+    },
+    (req, res) => {
+      handle(req, res).catch((error) => {
+        console.error("[demo]", error);
+        if (!res.headersSent) json(res, 500, { error: "internal" });
+        else res.destroy();
+      });
+    },
+  );
+  server.keepAliveTimeout = config.httpKeepAliveTimeoutMs;
   const adapter = attachWebSocket(hub, { server });
   // Socket.IO at /socket.io/ on the same server and hub: ws and Socket.IO clients can be matched.
   const socketIo = attachSocketIo(hub, { server });

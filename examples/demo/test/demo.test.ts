@@ -7,7 +7,7 @@ import { io as ioClient } from "socket.io-client";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { WebSocket } from "ws";
 import { wrapClient } from "../../../packages/adapter-ws/test/harness.js";
-import { ConfigError, readConfig } from "../src/config.js";
+import { ConfigError, HTTP_TIMEOUT_DEFAULTS, readConfig } from "../src/config.js";
 import { type Demo, startDemo } from "../src/server.js";
 
 let demo: Demo | undefined;
@@ -29,12 +29,26 @@ describe("demo config", () => {
       connectPerSec: 5,
       connectBurst: 20,
       keyPrefix: "whisper:",
+      httpHeadersTimeoutMs: 10_000,
+      httpRequestTimeoutMs: 30_000,
+      httpKeepAliveTimeoutMs: 5_000,
+    });
+    expect(HTTP_TIMEOUT_DEFAULTS).toEqual({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 5_000,
     });
   });
   it("rejects bad values with a message naming the setting", () => {
     expect(() => readConfig({ PORT: "http" })).toThrow(ConfigError);
     expect(() => readConfig({ WHISPER_STORE: "mongo" })).toThrow(/WHISPER_STORE/);
     expect(() => readConfig({ WHISPER_MSG_PER_SEC: "-1" })).toThrow(/WHISPER_MSG_PER_SEC/);
+    expect(() => readConfig({ WHISPER_HTTP_REQUEST_TIMEOUT_MS: "0" })).toThrow(
+      /WHISPER_HTTP_REQUEST_TIMEOUT_MS/,
+    );
+    expect(() =>
+      readConfig({ WHISPER_HTTP_HEADERS_TIMEOUT_MS: "2000", WHISPER_HTTP_REQUEST_TIMEOUT_MS: "1000" }),
+    ).toThrow(/must not exceed/);
   });
 });
 
@@ -322,5 +336,54 @@ describe("demo HTTP hardening", () => {
       consoleError.mockRestore();
       consoleWarn.mockRestore();
     }
+  });
+
+  it("sets headersTimeout, requestTimeout and keepAliveTimeout from the settings", async () => {
+    demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
+    expect(demo.server.headersTimeout).toBe(10_000);
+    expect(demo.server.requestTimeout).toBe(30_000);
+    expect(demo.server.keepAliveTimeout).toBe(5_000);
+  });
+
+  it("cuts off a request body trickled at one byte at a time, well before Node's 300 s", async () => {
+    demo = await startDemo(
+      readConfig({
+        PORT: "0",
+        WHISPER_HTTP_HEADERS_TIMEOUT_MS: "500",
+        WHISPER_HTTP_REQUEST_TIMEOUT_MS: "1000",
+      }),
+      () => undefined,
+    );
+    // A WebSocket outlives the request timeout: it is not a request in progress.
+    const ws = wrapClient(new WebSocket(`${demo.url.replace("http", "ws")}/whisper`));
+    await expectFrame(ws, "welcome");
+    const consoleError = vi.spyOn(console, "error");
+    const c = rawConnection(demo.url);
+    let isClosed = false;
+    void c.closed.then(() => {
+      isClosed = true;
+    });
+    c.socket.write(
+      "POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    // One byte every 200 ms, for up to 40 bytes (8 s: eight times the request timeout).
+    const body = `{"name":"trickle","password":"${"x".repeat(40)}"}`;
+    let sent = 0;
+    for (; sent < 40 && !isClosed; sent++) {
+      if (!c.socket.destroyed) c.socket.write(`1\r\n${body[sent]}\r\n`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    try {
+      expect(isClosed).toBe(true);
+      expect(sent).toBeLessThan(40);
+      expect(c.received()).toMatch(/^HTTP\/1\.1 408 /);
+      expect(consoleError).not.toHaveBeenCalled();
+    } finally {
+      consoleError.mockRestore();
+      c.socket.destroy();
+    }
+    ws.send({ type: "ping", id: "still-there" });
+    await expectFrame(ws, "pong");
+    await ws.close();
   });
 });
