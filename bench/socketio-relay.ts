@@ -75,6 +75,8 @@ function runServer(): void {
           messageRate: UNLIMITED,
           userMessageRate: UNLIMITED,
           churnRate: UNLIMITED,
+          requestRate: UNLIMITED,
+          typingRate: UNLIMITED,
           // Every client comes from 127.0.0.1: the connection limiter would refuse most of them.
           connectRate: UNLIMITED,
         });

@@ -58,6 +58,8 @@ serve({
       messageRate: UNLIMITED,
       userMessageRate: UNLIMITED,
       churnRate: UNLIMITED,
+      requestRate: UNLIMITED,
+      typingRate: UNLIMITED,
       connectRate: UNLIMITED,
     });
     hub.on("sessionOpened", () => {

@@ -1,4 +1,4 @@
-import type { Server as HttpServer } from "node:http";
+import type { Server as HttpServer, IncomingMessage } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import type {
   AckFrame,
@@ -12,10 +12,12 @@ import type {
   ReplyFrame,
   ServerFrame,
   SessionLink,
+  UpgradeGuardOptions,
+  UpgradeRegistration,
   WaitingFrame,
   WhisperHub,
 } from "@whisperchat/core";
-import { CloseCode } from "@whisperchat/core";
+import { CloseCode, guardUpgrades } from "@whisperchat/core";
 import { type ExtendedError, type Namespace, Server, type ServerOptions, type Socket } from "socket.io";
 
 interface CommonOptions {
@@ -25,6 +27,27 @@ interface CommonOptions {
    * `"/"` for its own events. @default "/"
    */
   namespace?: string;
+  /**
+   * Pass every new Engine.IO handshake through the hub's connection limiter (the `connectRate`
+   * rule per client address, the connection cap, draining) in the engine's `allowRequest`,
+   * before the engine keeps any state for it. A refused handshake gets engine.io's 403 with the
+   * reason as its message. An `allowRequest` of the app's own still runs after it. With `io`,
+   * this applies to every namespace of the app's server. @default true
+   */
+  limitHandshakes?: boolean;
+  /**
+   * Answer upgrade requests on paths that no WhisperChat adapter on the HTTP server serves with
+   * 404 at once, and close them. Turn it on when WhisperChat's adapters are the only upgrade
+   * handlers of the server (see `guardUpgrades` in `@whisperchat/core` for apps with their own).
+   * @default false
+   */
+  refuseOtherUpgrades?: boolean;
+  /**
+   * With `refuseOtherUpgrades` off: an upgrade on another path that no handler has answered after
+   * this many ms gets 404 and is closed, so that unanswered upgrades cannot pile up open sockets.
+   * `0` leaves them alone. @default 10000
+   */
+  unclaimedUpgradeTimeoutMs?: number;
 }
 
 /** Attach to a Socket.IO `Server` the app already has. */
@@ -160,6 +183,8 @@ export function attachSocketIo(hub: WhisperHub, options: SocketIoAdapterOptions)
     throw new TypeError("attachSocketIo: pass `io` (your socket.io Server) or `server` (an http.Server)");
   }
 
+  if (options.limitHandshakes !== false) limitEngineHandshakes(hub, io);
+  const guard = guardEngineUpgrades(io, options);
   const nsp = io.of(name);
   const admitted = new WeakMap<Socket, Admitted>();
   const live = new Map<Socket, SocketConnection>();
@@ -170,6 +195,13 @@ export function attachSocketIo(hub: WhisperHub, options: SocketIoAdapterOptions)
       (admission) => {
         if (!admission.ok) {
           next(refusalError(admission));
+          return;
+        }
+        if (socket.conn.readyState !== "open") {
+          // The client left during the admission: Socket.IO will not emit `connection`, so a
+          // resume it carried is given back at once.
+          hub.cancel(admission);
+          next(refusalError(unavailable("the connection closed during the handshake")));
           return;
         }
         admitted.set(socket, admission);
@@ -197,7 +229,10 @@ export function attachSocketIo(hub: WhisperHub, options: SocketIoAdapterOptions)
     admit(hub, socket, () => closed).then(
       (late) => {
         socket.offAny(hold);
-        if (!socket.connected) return;
+        if (!socket.connected) {
+          hub.cancel(late);
+          return;
+        }
         if (!late.ok) {
           socket.emit(CLOSE_EVENT, { code: CloseCode.Policy, reason: late.message } satisfies CloseEventData);
           socket.disconnect();
@@ -252,11 +287,57 @@ export function attachSocketIo(hub: WhisperHub, options: SocketIoAdapterOptions)
       if (closed) return;
       closed = true;
       nsp.off("connection", onConnection);
+      guard?.release();
       for (const connection of [...live.values()])
         connection.close(CloseCode.GoingAway, "server shutting down");
       if (created) io.engine.close();
     },
   };
+}
+
+type AllowRequest = (
+  req: IncomingMessage,
+  fn: (err: string | null | undefined, success: boolean) => void,
+) => void;
+
+/** The engine's options, where `allowRequest` lives (engine.io reads it on every handshake). */
+interface EngineWithOptions {
+  opts?: { allowRequest?: AllowRequest };
+}
+
+/**
+ * Puts the hub's handshake limiter in front of the engine's `allowRequest` (the app's own, if
+ * any, runs after it). Done once per engine.
+ */
+function limitEngineHandshakes(hub: WhisperHub, io: Server): void {
+  const engine = io.engine as unknown as EngineWithOptions | undefined;
+  const opts = engine?.opts;
+  if (opts === undefined || limitedEngines.has(opts)) return;
+  limitedEngines.add(opts);
+  const inner = opts.allowRequest;
+  opts.allowRequest = (req, fn) => {
+    hub.throttleHandshake(req.socket.remoteAddress ?? "", req.headers).then(
+      (refusal) => {
+        if (refusal !== undefined) fn(refusal.message, false);
+        else if (inner !== undefined) inner(req, fn);
+        else fn(null, true);
+      },
+      () => fn("the server could not admit the connection; try again", false),
+    );
+  };
+}
+
+const limitedEngines = new WeakSet<object>();
+
+/** Registers the engine's path with the upgrade guard of its HTTP server (see `guardUpgrades`). */
+function guardEngineUpgrades(io: Server, options: CommonOptions): UpgradeRegistration | undefined {
+  const server = (io as unknown as { httpServer?: HttpServer | HttpsServer }).httpServer;
+  if (server === undefined) return undefined;
+  const prefix = `${io.path().replace(/\/$/, "")}/`;
+  const guardOptions: UpgradeGuardOptions = { refuseUnclaimed: options.refuseOtherUpgrades === true };
+  if (options.unclaimedUpgradeTimeoutMs !== undefined)
+    guardOptions.unclaimedTimeoutMs = options.unclaimedUpgradeTimeoutMs;
+  return guardUpgrades(server, (req) => (req.url ?? "").startsWith(prefix), guardOptions);
 }
 
 /** Builds the core handshake from a Socket.IO socket and asks the hub. */

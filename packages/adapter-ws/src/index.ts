@@ -1,8 +1,15 @@
 import type { IncomingMessage, Server } from "node:http";
-import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
-import type { Admission, Connection, Handshake, Refusal, ServerFrame, WhisperHub } from "@whisperchat/core";
-import { CloseCode, SUBPROTOCOL } from "@whisperchat/core";
+import type {
+  Admission,
+  Connection,
+  Handshake,
+  Refusal,
+  ServerFrame,
+  UpgradeGuardOptions,
+  WhisperHub,
+} from "@whisperchat/core";
+import { answerUpgrade, CloseCode, guardUpgrades, SUBPROTOCOL } from "@whisperchat/core";
 import { WebSocket, WebSocketServer } from "ws";
 
 /** Options of {@link attachWebSocket}. */
@@ -21,6 +28,24 @@ export interface WebSocketAdapterOptions {
   heartbeatIntervalMs?: number;
   /** On `close()`, how long peers get to finish the closing handshake before they are cut off, in ms. @default 2000 */
   closeTimeoutMs?: number;
+  /**
+   * How long a handshake on the path may take to be admitted (the auth hook, the store), in ms.
+   * Past it the client gets 503 and the socket is closed. @default 10000
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Answer upgrade requests on paths that no WhisperChat adapter on this server serves with 404
+   * at once, and close them. Turn it on when WhisperChat's adapters are the only upgrade
+   * handlers of the server; an app with its own upgrade handler leaves it off, or registers its
+   * paths with `guardUpgrades` from `@whisperchat/core`. @default false
+   */
+  refuseOtherUpgrades?: boolean;
+  /**
+   * With `refuseOtherUpgrades` off: an upgrade on another path that no handler has answered after
+   * this many ms gets 404 and is closed, so that unanswered upgrades cannot pile up open sockets.
+   * `0` leaves them alone. @default 10000
+   */
+  unclaimedUpgradeTimeoutMs?: number;
 }
 
 /** A mounted WebSocket endpoint. */
@@ -60,17 +85,19 @@ export function attachWebSocket(hub: WhisperHub, options: WebSocketAdapterOption
     perMessageDeflate: false,
     handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   });
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  if (!Number.isFinite(handshakeTimeoutMs) || handshakeTimeoutMs <= 0)
+    throw new RangeError(`attachWebSocket: handshakeTimeoutMs must be positive, got ${handshakeTimeoutMs}`);
   const alive = new WeakMap<WebSocket, boolean>();
   let closed = false;
+  const guardOptions: UpgradeGuardOptions = { refuseUnclaimed: options.refuseOtherUpgrades === true };
+  if (options.unclaimedUpgradeTimeoutMs !== undefined)
+    guardOptions.unclaimedTimeoutMs = options.unclaimedUpgradeTimeoutMs;
+  const guard = guardUpgrades(options.server, (req) => pathOf(req.url) === path, guardOptions);
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? "/", "http://localhost");
-    } catch {
-      return; // not ours to judge
-    }
-    if (url.pathname !== path) return;
+    const url = parseUrl(req.url);
+    if (url === undefined || url.pathname !== path) return; // the guard answers it
     // A shared function, not a closure: a closure here would keep the whole upgrade request
     // alive for as long as the socket lives.
     socket.on("error", destroyOnError);
@@ -98,16 +125,40 @@ export function attachWebSocket(hub: WhisperHub, options: WebSocketAdapterOption
       params: queryParams(url.searchParams),
       remoteAddress: req.socket.remoteAddress ?? "",
     };
+    // A handshake whose admission hangs (a slow hook, a store that does not answer) is answered
+    // 503 in time; the admission, if it comes later, is given back.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      refuseHandshake(socket, {
+        ok: false,
+        status: 503,
+        code: "internal",
+        message: "the handshake took too long; try again",
+        retryAfterSec: 1,
+      });
+    }, handshakeTimeoutMs);
+    timer.unref();
     hub.admit(handshake).then(
       (admission) => {
-        if (socket.destroyed) return;
+        clearTimeout(timer);
         if (!admission.ok) {
           refuseHandshake(socket, admission);
           return;
         }
-        wss.handleUpgrade(req, socket, head, (ws) => wire(hub, ws, admission, alive));
+        let opened = false;
+        if (!timedOut && !socket.destroyed) {
+          // ws accepts synchronously, or destroys a socket that is no longer writable.
+          wss.handleUpgrade(req, socket, head, (ws) => {
+            opened = true;
+            wire(hub, ws, admission, alive);
+          });
+        }
+        // The socket died during the handshake: a resume it carried is given back.
+        if (!opened) hub.cancel(admission);
       },
       () => {
+        clearTimeout(timer);
         refuseHandshake(socket, { ok: false, status: 503, code: "internal", message: "admission failed" });
       },
     );
@@ -133,6 +184,7 @@ export function attachWebSocket(hub: WhisperHub, options: WebSocketAdapterOption
       closed = true;
       clearInterval(heartbeat);
       options.server.off("upgrade", onUpgrade);
+      guard.release();
       for (const ws of wss.clients) ws.close(CloseCode.GoingAway, "server shutting down");
       // A peer that does not finish the closing handshake in time is cut off.
       const cutoff = setTimeout(() => {
@@ -240,14 +292,19 @@ function truncateReason(reason: string): string {
 
 /** Answers a refused handshake with a plain HTTP response, never an accepted socket. */
 function refuseHandshake(socket: Duplex, refusal: Refusal): void {
-  if (socket.destroyed) return;
-  const body = JSON.stringify({ code: refusal.code, message: refusal.message });
-  const lines = [
-    `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ""}`,
-    "Connection: close",
-    "Content-Type: application/json; charset=utf-8",
-    `Content-Length: ${Buffer.byteLength(body)}`,
-  ];
-  if (refusal.retryAfterSec !== undefined) lines.push(`Retry-After: ${refusal.retryAfterSec}`);
-  socket.end(`${lines.join("\r\n")}\r\n\r\n${body}`);
+  const headers: Record<string, string> = {};
+  if (refusal.retryAfterSec !== undefined) headers["Retry-After"] = String(refusal.retryAfterSec);
+  answerUpgrade(socket, refusal.status, { code: refusal.code, message: refusal.message }, headers);
+}
+
+function parseUrl(raw: string | undefined): URL | undefined {
+  try {
+    return new URL(raw ?? "/", "http://localhost");
+  } catch {
+    return undefined;
+  }
+}
+
+function pathOf(raw: string | undefined): string | undefined {
+  return parseUrl(raw)?.pathname;
 }

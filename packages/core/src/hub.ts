@@ -25,6 +25,7 @@ import type {
   BucketRule,
   BusMessage,
   FrameMessage,
+  LimitResult,
   PoolEntry,
   RelayBatch,
   RoomMember,
@@ -97,8 +98,18 @@ export interface WhisperOptions {
   messageRate?: BucketRule;
   /** Chat messages per user, over all their sessions: a leaky bucket. @default { capacity: 20, ratePerSec: 10 } */
   userMessageRate?: BucketRule;
-  /** `join` and `next` per user: a leaky bucket. @default { capacity: 10, ratePerSec: 1 } */
+  /** `join`, `next` and `block` per user: a leaky bucket. @default { capacity: 10, ratePerSec: 1 } */
   churnRate?: BucketRule;
+  /**
+   * Every request of a session (any frame type, `typing` included): a leaky bucket kept by the
+   * session's node. Refused requests are answered `rate_limited` (a `typing` is dropped) and count
+   * towards `floodCloseAfter`. @default { capacity: 40, ratePerSec: 20 }
+   */
+  requestRate?: BucketRule;
+  /** `typing` frames per session: a leaky bucket; the excess is dropped silently. @default { capacity: 6, ratePerSec: 2 } */
+  typingRate?: BucketRule;
+  /** `auth` (token refresh) requests per session: a leaky bucket. @default { capacity: 3, ratePerSec: 0.2 } */
+  authRate?: BucketRule;
   /** Connection attempts per client address: a leaky bucket. @default { capacity: 20, ratePerSec: 5 } */
   connectRate?: BucketRule;
   /** A session that gets this many `rate_limited` answers in a row is closed with 1008. @default 20 */
@@ -247,6 +258,9 @@ export interface HubSettings {
   readonly messageRate: BucketRule;
   readonly userMessageRate: BucketRule;
   readonly churnRate: BucketRule;
+  readonly requestRate: BucketRule;
+  readonly typingRate: BucketRule;
+  readonly authRate: BucketRule;
   readonly connectRate: BucketRule;
   readonly floodCloseAfter: number;
   readonly nextCooldownMs: number;
@@ -266,6 +280,32 @@ const MAX_PARAM_CHARS = 8192;
 const NO_ROLES: readonly string[] = Object.freeze([]);
 /** How long a resuming node waits for the old node to hand a session over. */
 const RELEASE_TIMEOUT_MS = 2000;
+/**
+ * How long a resume admitted by `admit` waits for `open`. An adapter whose socket died in the
+ * handshake should call `cancel`; past this the hub cancels the ticket itself.
+ */
+const TICKET_TTL_MS = 10_000;
+
+/** A resume admitted and waiting for `open` (or `cancel`). */
+interface Ticket {
+  session: Session;
+  /** The fresh resume token `welcome` will carry. */
+  token: string;
+  /** The hash of the token the client resumed with: given back if the resume is cancelled. */
+  previousHash: string;
+  /** For a session rebuilt here from its record: the node that owned it (asked to hand it over at `open`). */
+  fromNode?: string;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Whether a connection of `identity` may take over a session of `owner`: a registered user's
+ * session only by the same user, a guest's only by a guest (who holds its resume token).
+ */
+function mayResume(identity: Identity, owner: { userId: string; guest?: boolean }): boolean {
+  if (owner.guest === true) return identity.guest === true;
+  return identity.guest !== true && identity.userId === owner.userId;
+}
 
 function positive(value: number | undefined, fallback: number, what: string, zeroOk = false): number {
   const v = value ?? fallback;
@@ -299,10 +339,8 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   /** Sessions handed to another node, for forwarding frames still addressed here. */
   private readonly moved = new Map<string, string>();
   private readonly releases = new Map<string, (snapshot: SessionSnapshot | null) => void>();
-  private readonly tickets = new WeakMap<
-    ResumeTicket,
-    { session: Session; token: string; released?: Promise<SessionSnapshot | null> }
-  >();
+  /** Resumes admitted but not opened yet (see {@link WhisperHub.cancel}). */
+  private readonly tickets = new Map<ResumeTicket, Ticket>();
   private readonly authenticateHook: AuthenticateHook | undefined;
   private readonly reauthenticateHook: ReauthenticateHook | undefined;
   private readonly authorizeHook: AuthorizeHook | undefined;
@@ -341,6 +379,12 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     const userMessageRate = options.userMessageRate ?? { capacity: 20, ratePerSec: 10 };
     const churnRate = options.churnRate ?? { capacity: 10, ratePerSec: 1 };
     const connectRate = options.connectRate ?? { capacity: 20, ratePerSec: 5 };
+    const requestRate = options.requestRate ?? { capacity: 40, ratePerSec: 20 };
+    const typingRate = options.typingRate ?? { capacity: 6, ratePerSec: 2 };
+    const authRate = options.authRate ?? { capacity: 3, ratePerSec: 0.2 };
+    assertBucketRule(requestRate, "requestRate");
+    assertBucketRule(typingRate, "typingRate");
+    assertBucketRule(authRate, "authRate");
     assertBucketRule(messageRate, "messageRate");
     assertBucketRule(userMessageRate, "userMessageRate");
     assertBucketRule(churnRate, "churnRate");
@@ -358,6 +402,9 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       messageRate,
       userMessageRate,
       churnRate,
+      requestRate,
+      typingRate,
+      authRate,
       connectRate,
       floodCloseAfter: positive(options.floodCloseAfter, 20, "floodCloseAfter"),
       nextCooldownMs: positive(options.nextCooldownMs, 60_000, "nextCooldownMs", true),
@@ -457,12 +504,56 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     return admission;
   }
 
-  private async decide(handshake: Handshake): Promise<Admission> {
+  /**
+   * The cheap first gate of a transport handshake, before the transport keeps any state for it
+   * (Socket.IO's `allowRequest`, before the engine creates its socket): draining, the connection
+   * cap, and a connection-attempt bucket per client address. That bucket is a backstop against
+   * floods, twice as large and fast as `connectRate`: a client slightly over the limit meets the
+   * full admission's bucket first, which answers with a proper 429. Resolves a
+   * {@link Refusal} to answer, or `undefined` to go on.
+   */
+  async throttleHandshake(
+    remoteAddress: string,
+    headers: Handshake["headers"],
+  ): Promise<Refusal | undefined> {
+    const closed = this.closedGate();
+    if (closed !== undefined) return closed;
+    const address = this.clientAddress(remoteAddress, headers);
+    try {
+      const { capacity, ratePerSec } = this.settings.connectRate;
+      const rule = { capacity: capacity * 2, ratePerSec: ratePerSec * 2 };
+      return this.connectLimited(await this.store.limiter.consume(`handshake:${address}`, rule, 1));
+    } catch (error) {
+      this.emit("error", { error, sessionId: undefined });
+      return refuse(503, "internal", "the server could not admit the connection; try again", 1);
+    }
+  }
+
+  /** Draining or at the connection cap: the refusal, else `undefined`. */
+  private closedGate(): Refusal | undefined {
     if (this.closing)
       return refuse(503, "internal", "the server is shutting down; reconnect to another node", 1);
     if (this.sessions.size >= this.settings.maxSessions) {
       return refuse(503, "internal", "the server is at its connection cap; try again later", 5);
     }
+    return undefined;
+  }
+
+  /** A refused connection attempt as a 429 (counted), or `undefined` when allowed. */
+  private connectLimited(limit: LimitResult): Refusal | undefined {
+    if (limit.allowed) return undefined;
+    this.countLimited("connect", undefined);
+    return refuse(
+      429,
+      "rate_limited",
+      "too many connection attempts; slow down",
+      Math.ceil(limit.retryAfterMs / 1000),
+    );
+  }
+
+  private async decide(handshake: Handshake): Promise<Admission> {
+    const closed = this.closedGate();
+    if (closed !== undefined) return closed;
     try {
       await this.ready;
     } catch (error) {
@@ -481,25 +572,18 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       );
     }
     try {
-      const limit = await this.store.limiter.consume(
-        `connect:${handshake.remoteAddress}`,
-        this.settings.connectRate,
-        1,
+      const limited = this.connectLimited(
+        await this.store.limiter.consume(`connect:${handshake.remoteAddress}`, this.settings.connectRate, 1),
       );
-      if (!limit.allowed) {
-        this.countLimited("connect", undefined);
-        return refuse(
-          429,
-          "rate_limited",
-          "too many connection attempts; slow down",
-          Math.ceil(limit.retryAfterMs / 1000),
-        );
-      }
+      if (limited !== undefined) return limited;
       let bearer = token;
       if (bearer === undefined) {
         const auth = firstHeader(handshake.headers.authorization);
         const m = auth === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(auth);
         bearer = m?.[1];
+        if (bearer !== undefined && bearer.length > MAX_PARAM_CHARS) {
+          return refuse(400, "bad_request", `a bearer token must be at most ${MAX_PARAM_CHARS} characters`);
+        }
       }
       let identity: Identity | null = null;
       if (this.authenticateHook !== undefined) identity = await this.authenticateHook(handshake, bearer);
@@ -534,66 +618,95 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   /**
    * The atomic part of a resume: swaps the single-use token in the store and takes ownership.
    * Resolves `undefined` (a fresh session follows) for an unknown, used or expired token, or a
-   * token of another user.
+   * token of another identity (see {@link mayResume}); a refused resume changes nothing, so
+   * someone else's attempt never burns the owner's token. A live connection of the session keeps
+   * it until the new connection opens (`open`), so a resume cut off mid-handshake costs nothing.
    */
   private async takeBack(token: string, identity: Identity): Promise<ResumeTicket | undefined> {
     const dot = token.indexOf(".");
     if (dot <= 0) return undefined;
     const sessionId = token.slice(0, dot);
+    const previousHash = hashToken(token);
     const fresh = `${sessionId}.${randomId(24)}`;
+    const freshHash = hashToken(fresh);
     const local = this.sessions.get(sessionId);
-    if (
-      local !== undefined &&
-      !local.persisted &&
-      !local.isClosed() &&
-      local.tokenHash === hashToken(token)
-    ) {
+    if (local !== undefined && !local.persisted && !local.isClosed() && local.tokenHash === previousHash) {
       // A session that never changed state has no record yet (idle sessions cost no store
       // write): it can only be taken over on its own node, which is this one. Swapping the
       // hash here, before any await, keeps the token single-use.
-      if (!identity.guest && identity.userId !== local.identity.userId) return undefined;
-      local.tokenHash = hashToken(fresh);
-      local.detach(CloseCode.Replaced, "session resumed by another connection");
-      const ticket: ResumeTicket = { sessionId };
-      this.tickets.set(ticket, { session: local, token: fresh });
-      return ticket;
+      if (!mayResume(identity, local.identity)) return undefined;
+      local.tokenHash = freshHash;
+      return this.issueTicket({ session: local, token: fresh, previousHash });
+    }
+    // The owner first (a session's user never changes), then the compare-and-set: a token of
+    // another identity is refused before it can burn anything.
+    const current = await this.store.sessions.get(sessionId);
+    if (current === undefined || current.tokenHash !== previousHash || !mayResume(identity, current)) {
+      this.emit("resume", { sessionId, identity, ok: false });
+      return undefined;
     }
     const record = await this.store.sessions.takeover(
       sessionId,
-      hashToken(token),
+      previousHash,
       this.nodeId,
-      hashToken(fresh),
+      freshHash,
       this.settings.sessionRecordTtlMs,
     );
     if (record === undefined) {
       this.emit("resume", { sessionId, identity, ok: false });
       return undefined;
     }
-    if (!identity.guest && identity.userId !== record.userId) {
-      // A valid resume token of another user: refuse it, and end that session's claim cleanly.
-      return undefined;
-    }
-    let session = this.sessions.get(sessionId);
-    let released: Promise<SessionSnapshot | null> | undefined;
+    const session = this.sessions.get(sessionId);
     if (session !== undefined) {
-      session.tokenHash = hashToken(fresh);
-      session.detach(CloseCode.Replaced, "session resumed by another connection");
-    } else {
-      session = Session.fromRecord(this, this.settings, record, hashToken(fresh));
-      this.sessions.set(sessionId, session);
-      session.goAwayQuietly();
-      released =
-        record.nodeId === this.nodeId ? Promise.resolve(null) : this.requestRelease(sessionId, record.nodeId);
+      session.tokenHash = freshHash;
+      return this.issueTicket({ session, token: fresh, previousHash });
     }
-    const ticket: ResumeTicket = { sessionId };
-    this.tickets.set(
-      ticket,
-      released === undefined ? { session, token: fresh } : { session, token: fresh, released },
-    );
+    // Kept here (away) from now on: a frame routed by the record's new node id finds it.
+    const adopted = Session.fromRecord(this, this.settings, record, freshHash);
+    this.sessions.set(sessionId, adopted);
+    adopted.goAwayQuietly();
+    return this.issueTicket({ session: adopted, token: fresh, previousHash, fromNode: record.nodeId });
+  }
+
+  private issueTicket(entry: Omit<Ticket, "timer">): ResumeTicket {
+    const ticket: ResumeTicket = { sessionId: entry.session.id };
+    const timer = setTimeout(() => this.giveBack(ticket), TICKET_TTL_MS);
+    timer.unref();
+    this.tickets.set(ticket, { ...entry, timer });
     return ticket;
   }
 
-  /** Asks the old node to hand the session over; resolves its snapshot, or `null` if it is gone. */
+  /**
+   * Gives back a resume that was admitted but will not be opened: the adapter's socket died
+   * during the handshake, or the handshake timed out. The resume token the client used works
+   * again; a session whose old connection is still open keeps it; an away session stays away
+   * for the rest of its grace (its partner is told `partner_away` if it was not yet). Adapters
+   * call it for every accepted admission they do not pass to {@link WhisperHub.open}; without a
+   * resume it does nothing. Tickets nobody opens or cancels are cancelled after 10 s.
+   */
+  cancel(admission: Admission): void {
+    if (admission.ok && admission.resume !== undefined) this.giveBack(admission.resume);
+  }
+
+  private giveBack(ticket: ResumeTicket): void {
+    const entry = this.tickets.get(ticket);
+    if (entry === undefined) return;
+    this.tickets.delete(ticket);
+    clearTimeout(entry.timer);
+    const { session } = entry;
+    if (session.isClosed()) return;
+    const freshHash = hashToken(entry.token);
+    if (entry.fromNode === undefined) {
+      session.resumeAbandoned(freshHash, entry.previousHash);
+      return;
+    }
+    // Rebuilt here for nothing: the record goes back to its node, with the token the client has.
+    session.halt();
+    this.forget(session);
+    this.store.sessions
+      .takeover(session.id, freshHash, entry.fromNode, entry.previousHash, this.settings.sessionRecordTtlMs)
+      .catch((error) => this.emit("error", { error, sessionId: session.id }));
+  } /** Asks the old node to hand the session over; resolves its snapshot, or `null` if it is gone. */
   private requestRelease(sessionId: string, oldNode: string): Promise<SessionSnapshot | null> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -623,9 +736,21 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   open(admitted: Admission, connection: Connection): SessionLink {
     if (!admitted.ok) throw new TypeError("hub.open needs an accepted admission (admit() returned ok: true)");
     const resumed = admitted.resume === undefined ? undefined : this.tickets.get(admitted.resume);
-    if (resumed !== undefined && admitted.resume !== undefined && !resumed.session.isClosed()) {
+    if (resumed !== undefined && admitted.resume !== undefined) {
       this.tickets.delete(admitted.resume);
-      return resumed.session.attach(connection, resumed.token, true, resumed.released);
+      clearTimeout(resumed.timer);
+      if (!resumed.session.isClosed()) {
+        // The old connection (if still open) is closed only now that the new one is here.
+        resumed.session.detach(CloseCode.Replaced, "session resumed by another connection");
+        const from = resumed.fromNode;
+        const released =
+          from === undefined
+            ? undefined
+            : from === this.nodeId
+              ? Promise.resolve(null)
+              : this.requestRelease(resumed.session.id, from);
+        return resumed.session.attach(connection, resumed.token, true, released, admitted.identity);
+      }
     }
     const id = randomId(16);
     const token = `${id}.${randomId(24)}`;
@@ -705,6 +830,8 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.heartbeat);
+    for (const ticket of this.tickets.values()) clearTimeout(ticket.timer);
+    this.tickets.clear();
     const code = options.code ?? CloseCode.GoingAway;
     const reason =
       options.reason ?? (code === CloseCode.Restart ? "server restarting" : "server shutting down");
@@ -1070,7 +1197,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     let snapshot: SessionSnapshot | null = null;
     if (session !== undefined) {
       this.sessions.delete(sessionId);
-      snapshot = await session.release(nodeId);
+      snapshot = await session.release();
     }
     await this.store.bus.publish(nodeId, { kind: "released", to: sessionId, snapshot });
     // Forwarding is only needed while frames addressed here are in flight.

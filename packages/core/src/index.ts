@@ -141,5 +141,14 @@ export type {
   Store,
   StoredMessage,
 } from "./store.js";
+export type {
+  RefusalBody,
+  UpgradeClaim,
+  UpgradeEmitter,
+  UpgradeGuardOptions,
+  UpgradeRegistration,
+  UpgradeRequest,
+} from "./upgrades.js";
+export { answerUpgrade, guardUpgrades } from "./upgrades.js";
 export type { ValidationLimits } from "./validate.js";
 export { FrameError, parseClientFrame, validateClientFrame } from "./validate.js";

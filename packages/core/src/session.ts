@@ -14,6 +14,7 @@ import type {
 } from "./protocol.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
 import type {
+  BucketRule,
   FrameMessage,
   JoinParams,
   LimitResult,
@@ -94,6 +95,12 @@ export class Session {
   private searchTimer: NodeJS.Timeout | undefined;
   /** The per-session message bucket (created on the first message). */
   private bucket: BucketState | undefined;
+  /** The per-session request, typing and `auth` buckets (each created on first use). */
+  private requestBucket: BucketState | undefined;
+  private typingBucket: BucketState | undefined;
+  private authBucket: BucketState | undefined;
+  /** Whether this session added its current pool entry and has not taken it out since. */
+  private inPool = false;
   /** The key of this session's current pool entry (see {@link sessionOfPoolKey}). */
   private poolKey = "";
   private poolVersion = 0;
@@ -124,8 +131,6 @@ export class Session {
    * change (or drop), so idle connections cost no store write and no stored record.
    */
   persisted = false;
-  /** Set while this session moves to another node: frames for it are forwarded there. */
-  movedTo: string | undefined;
 
   constructor(
     private readonly hub: WhisperHub,
@@ -152,6 +157,8 @@ export class Session {
       record.sessionId,
       tokenHash,
     );
+    if (record.expiresAt !== undefined) s.identity.expiresAt = record.expiresAt;
+    s.persisted = true;
     s.apply(record);
     return s;
   }
@@ -188,7 +195,7 @@ export class Session {
   }
 
   record(): SessionRecord {
-    return {
+    const record: SessionRecord = {
       sessionId: this.id,
       nodeId: this.hub.nodeId,
       userId: this.identity.userId,
@@ -199,6 +206,9 @@ export class Session {
       updatedAt: this.settings.now(),
       ...this.snapshot(),
     };
+    // The credential's expiry travels with the session: a resume elsewhere keeps the 4401.
+    if (this.identity.expiresAt !== undefined) record.expiresAt = this.identity.expiresAt;
+    return record;
   }
 
   /** Saves the session's record so it can be resumed (on any node). Errors are reported, not thrown. */
@@ -224,8 +234,15 @@ export class Session {
     resumeToken: string,
     resumed: boolean,
     released?: Promise<SessionSnapshot | null>,
+    resumedBy?: Identity,
   ): SessionLink {
     const generation = ++this.generation;
+    if (resumedBy !== undefined && resumedBy.guest !== true) {
+      // The resuming connection's own credential decides when the session expires (the hub
+      // checked it names the same user); without an expiry the stored one stays.
+      if (resumedBy.expiresAt !== undefined)
+        this.identity = { ...this.identity, expiresAt: resumedBy.expiresAt };
+    }
     this.conn = conn;
     this.clearGrace();
     conn.send({
@@ -262,6 +279,17 @@ export class Session {
     this.generation++;
     this.conn = undefined;
     conn.close(code, reason);
+  }
+
+  /**
+   * A resume admitted for this session will not be opened (its socket died mid-handshake): the
+   * token the client resumed with is valid again. The session is untouched otherwise: its live
+   * connection keeps it, or it stays away for the rest of its grace.
+   */
+  resumeAbandoned(freshHash: string, previousHash: string): void {
+    if (this.closed || this.tokenHash !== freshHash) return;
+    this.tokenHash = previousHash;
+    if (this.persisted) this.persist();
   }
 
   /** The transport closed. A normal close (1000) ends the session; anything else makes it away. */
@@ -305,7 +333,7 @@ export class Session {
   private async leaveForAWhile(): Promise<void> {
     const { logical, partner, roomId } = this;
     this.persist();
-    if (logical === "waiting") await this.hub.store.pool.remove(this.poolKey);
+    if (logical === "waiting") await this.leavePool();
     if (logical === "room" && partner !== undefined && roomId !== undefined) {
       await this.hub.route(partner, {
         to: partner.sessionId,
@@ -344,6 +372,7 @@ export class Session {
       if (snap !== null) this.apply(snap);
       else moved = true; // the old node is gone: the partner must learn our new address
     }
+    await this.outbox; // frames kept while away are all in the mailbox before it is read
     const missed = await this.hub.store.mailbox.drain(this.id);
     for (const frame of missed) this.applyFrame(frame, undefined, true);
     const held = this.held ?? [];
@@ -358,9 +387,18 @@ export class Session {
       await this.hub.route(partner, back);
     }
     this.persist();
-    if (this.logical === "waiting" && this.lastJoin !== undefined) {
+    // A session taken over while live and waiting still has its pool entry: it keeps it (a
+    // second entry would let two users match it at once). One that left the pool when it went
+    // away, or came from another node, goes back in with its place in the queue.
+    if (this.logical === "waiting" && this.lastJoin !== undefined && !this.inPool) {
       await this.enterPool(this.lastJoin, this.since, undefined, undefined, false);
     }
+  }
+
+  /** Takes this session's entry out of the pool. Resolves `false` if it was already claimed. */
+  private leavePool(): Promise<boolean> {
+    this.inPool = false;
+    return this.hub.store.pool.remove(this.poolKey);
   }
 
   private member(): RoomMember {
@@ -400,13 +438,17 @@ export class Session {
   private enqueue(input: unknown, reply: Reply | undefined): void {
     if (this.closed) return;
     if (this.pending >= this.settings.maxPendingRequests) {
+      this.hub.countLimited("requests", this.id);
       this.answer(
-        {
-          type: "error",
-          code: "rate_limited",
-          message: "too many requests in flight; wait for answers",
-          retryAfterMs: 100,
-        },
+        withId(
+          {
+            type: "error",
+            code: "rate_limited",
+            message: "too many requests in flight; wait for answers",
+            retryAfterMs: 100,
+          },
+          requestIdOf(input),
+        ),
         reply,
       );
       return;
@@ -442,6 +484,23 @@ export class Session {
       }
       throw error;
     }
+    // Every request but a chat message (which has buckets of its own) passes the session's
+    // request bucket: a flood of cheap frames (`leave`, `ping`, `typing`) is bounded too.
+    if (frame.type !== "message") {
+      const limit = this.consumeBucket("request", this.settings.requestRate, 1);
+      if (!limit.allowed) {
+        if (frame.type === "typing") return; // best effort: dropped silently
+        await this.relayed();
+        await this.refuse(
+          "requests",
+          "you are sending requests too fast",
+          limit.retryAfterMs,
+          frame.id,
+          reply,
+        );
+        return;
+      }
+    }
     try {
       // Anything but a message waits for the messages before it (see `message`).
       if (frame.type !== "message") await this.relayed();
@@ -476,6 +535,7 @@ export class Session {
       case "typing":
         // Best effort: dropped outside a room (it may race with partner_left) and when limited.
         if (this.logical === "room" && this.partner !== undefined && this.roomId !== undefined) {
+          if (!this.consumeBucket("typing", this.settings.typingRate, 1).allowed) return;
           const limit = this.consumeLocal(0);
           // Dropped while a message would be refused: typing must not outlast the rate.
           if (limit.level + 1 > this.settings.messageRate.capacity) return;
@@ -489,15 +549,29 @@ export class Session {
       case "next":
         return this.next(frame.id, reply);
       case "leave":
-        await this.leaveRoomOrPool("left");
+        // Idle already: nothing to change, nothing to write.
+        if (this.logical !== "idle") await this.leaveRoomOrPool("left");
         this.answer(withId({ type: "ack", ts: this.settings.now() }, frame.id), reply);
         return;
       case "block":
         return this.block(frame, reply);
       case "auth": {
+        // Checking a token costs CPU (a signature): a few per session, then `rate_limited`.
+        const limit = this.consumeBucket("auth", this.settings.authRate, 1);
+        if (!limit.allowed) {
+          await this.refuse(
+            "auth",
+            "you are refreshing your token too often",
+            limit.retryAfterMs,
+            frame.id,
+            reply,
+          );
+          return;
+        }
         const refreshed = await this.hub.reauthenticate(frame.token, this.identity);
         this.identity = { ...this.identity, expiresAt: refreshed.expiresAt };
         this.armTokenExpiry();
+        if (this.persisted) this.persist(); // a resume elsewhere keeps the new expiry
         this.answer(withId({ type: "ack", ts: this.settings.now() }, frame.id), reply);
         return;
       }
@@ -548,7 +622,7 @@ export class Session {
     const params: JoinParams = { lat: frame.location.lat, lng: frame.location.lng, rangeKm: frame.rangeKm };
     if (this.logical === "waiting") {
       // An update: take the entry out first; if it is already gone, we were just claimed.
-      const removed = await this.hub.store.pool.remove(this.poolKey);
+      const removed = await this.leavePool();
       if (!removed)
         throw new WhisperError("in_room", "you were just matched: a `matched` frame is on its way");
       await this.enterPool(params, this.since, frame.id, reply, true);
@@ -583,9 +657,10 @@ export class Session {
       since,
     };
     await this.hub.store.pool.add(entry);
+    this.inPool = true;
     if (this.isClosed() || this.conn === undefined) {
       // The connection closed while the entry was being added: take it back out.
-      await this.hub.store.pool.remove(entry.sessionId);
+      await this.leavePool();
       return;
     }
     if (answer) {
@@ -605,6 +680,16 @@ export class Session {
   private consumeLocal(cost: number): LimitResult {
     this.bucket ??= { level: 0, at: this.settings.now() };
     return leakyBucketInPlace(this.bucket, this.settings.messageRate, cost, this.settings.now());
+  }
+
+  /** One of the session's other local buckets (see {@link Session.consumeLocal}). */
+  private consumeBucket(which: "request" | "typing" | "auth", rule: BucketRule, cost: number): LimitResult {
+    const now = this.settings.now();
+    let state: BucketState;
+    if (which === "request") state = this.requestBucket ??= { level: 0, at: now };
+    else if (which === "typing") state = this.typingBucket ??= { level: 0, at: now };
+    else state = this.authBucket ??= { level: 0, at: now };
+    return leakyBucketInPlace(state, rule, cost, now);
   }
 
   /** Runs the pool search again after `delayMs`, if the session is still waiting by then. */
@@ -651,7 +736,7 @@ export class Session {
     const local = this.consumeLocal(1);
     if (!local.allowed) {
       await this.relayed();
-      await this.refuse(local.retryAfterMs, frame.id, reply);
+      await this.refuse("message", TOO_FAST, local.retryAfterMs, frame.id, reply);
       return;
     }
     this.pending++;
@@ -712,7 +797,7 @@ export class Session {
       const outcome = outcomes[i] as RelayOutcome;
       this.pending--;
       if (outcome.status === "limited") {
-        await this.refuse(outcome.retryAfterMs, o.frame.id, o.reply);
+        await this.refuse("message", TOO_FAST, outcome.retryAfterMs, o.frame.id, o.reply);
         continue;
       }
       if (outcome.status !== "sent") {
@@ -736,25 +821,26 @@ export class Session {
     }
   }
 
-  /** A message refused by a limit: `rate_limited`, or the 1008 close after too many in a row. */
+  /**
+   * A request refused by a limit of the session: `rate_limited`, or the 1008 close after too
+   * many refusals in a row.
+   */
   private async refuse(
+    kind: string,
+    why: string,
     retryAfterMs: number,
     id: string | undefined,
     reply: Reply | undefined,
   ): Promise<void> {
     if (this.closed) return;
     this.strikes++;
-    this.hub.countLimited("message", this.id);
+    this.hub.countLimited(kind, this.id);
     if (this.strikes >= this.settings.floodCloseAfter) {
       // Not awaited: ending waits for the relay queue, which may be what is running this.
       this.run(this.terminate(CloseCode.Policy, "flooding after repeated rate_limited"));
       return;
     }
-    this.fail(
-      new WhisperError("rate_limited", "you are sending messages too fast", { retryAfterMs }),
-      id,
-      reply,
-    );
+    this.fail(new WhisperError("rate_limited", why, { retryAfterMs }), id, reply);
   }
 
   /** Answers a request with an error (counted). */
@@ -802,6 +888,7 @@ export class Session {
     if (this.logical !== "room" || partner === undefined || roomId === undefined || params === undefined) {
       throw new WhisperError("not_in_room", "there is nobody to block: you are not in a room");
     }
+    await this.churn(); // like `next`: it rejoins the pool
     await this.hub.store.exclusions.add(this.identity.userId, partner.userId);
     this.hub.emit("blocked", { ...this.info(), roomId, blockedUserId: partner.userId, reason: frame.reason });
     await this.leaveRoomOrPool("left", "blocked");
@@ -814,12 +901,13 @@ export class Session {
     event: "left" | "next" | "disconnected" | "blocked" = reason,
   ): Promise<void> {
     const { logical, roomId } = this;
+    if (logical === "idle") return; // nothing to leave, nothing to save
     this.logical = "idle";
     this.roomId = undefined;
     this.partner = undefined;
     this.clearPartnerLost();
     if (logical === "waiting") {
-      await this.hub.store.pool.remove(this.poolKey);
+      await this.leavePool();
     } else if (logical === "room" && roomId !== undefined) {
       this.hub.emit("left", { ...this.info(), roomId, reason: event });
       // Messages accepted before leaving (say, right before a normal close) go out first.
@@ -869,6 +957,7 @@ export class Session {
         return;
       }
       this.logical = "room";
+      this.inPool = false; // the claim took the entry out
       this.roomId = frame.roomId;
       this.partner = message.partner;
       this.persist();
@@ -993,7 +1082,9 @@ export class Session {
     const cleanup = (async () => {
       await leaving;
       await this.outbox;
-      await Promise.all([this.hub.store.sessions.delete(this.id), this.hub.store.mailbox.drain(this.id)]);
+      // A session never saved has no record and no mailbox (it is saved before it can go away).
+      if (this.persisted)
+        await Promise.all([this.hub.store.sessions.delete(this.id), this.hub.store.mailbox.drain(this.id)]);
     })();
     // The hub's close waits for it: no store call outlives the hub.
     this.hub.settle(cleanup);
@@ -1013,11 +1104,10 @@ export class Session {
    * Hands the session to another node (it resumed there): stops timers and forgets it here
    * without ending it. Resolves the state to carry over once the mailbox is written.
    */
-  async release(nodeId: string): Promise<SessionSnapshot> {
-    this.movedTo = nodeId;
+  async release(): Promise<SessionSnapshot> {
     const wasLive = this.conn !== undefined;
     this.detach(CloseCode.Replaced, "session resumed by another connection");
-    if (wasLive && this.logical === "waiting") await this.hub.store.pool.remove(this.poolKey);
+    if (wasLive && this.logical === "waiting") await this.leavePool();
     this.clearTimers();
     this.closed = true;
     await this.outbox;
@@ -1046,6 +1136,26 @@ class Link implements SessionLink {
   closed(code?: number): void {
     this.session.connectionClosed(this.generation, code);
   }
+}
+
+const TOO_FAST = "you are sending messages too fast";
+
+/**
+ * The `id` of a request refused before it was parsed (too many in flight), so that the client
+ * can tell which one: a short string `id` of an object frame, else none.
+ */
+function requestIdOf(input: unknown): string | undefined {
+  let value = input;
+  if (typeof input === "string") {
+    try {
+      value = JSON.parse(input);
+    } catch {
+      return undefined;
+    }
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const id = (value as { id?: unknown }).id;
+  return typeof id === "string" && id.length <= 64 ? id : undefined;
 }
 
 /** The one error every binary frame gets. */

@@ -249,6 +249,11 @@ export interface SessionRecord {
   lastJoin?: JoinParams;
   /** With `waiting`: the place in the queue. */
   since?: number;
+  /**
+   * When the credential behind the session expires (ms since the epoch), if it does: a resume
+   * on any node keeps the 4401 close at that time.
+   */
+  expiresAt?: number;
   /** When the record was last saved (ms). */
   updatedAt: number;
 }

@@ -173,6 +173,7 @@ class World {
       maxRangeKm: MAX_RANGE_KM,
       connectRate: { capacity: 1e9, ratePerSec: 1e9 },
       churnRate: { capacity: 1e9, ratePerSec: 1e9 },
+      requestRate: { capacity: 1e9, ratePerSec: 1e9 },
       resumeGraceMs: 0,
       maxPendingRequests: 1_000,
       matchFilter: filter,
