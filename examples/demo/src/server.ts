@@ -343,9 +343,11 @@ export async function startDemo(
     },
   );
   server.keepAliveTimeout = config.httpKeepAliveTimeoutMs;
-  const adapter = attachWebSocket(hub, { server });
+  // The demo's HTTP server has no other upgrade handler: any upgrade that is not WhisperChat's
+  // is answered 404 at once, so that unanswered upgrades cannot pile up open sockets.
+  const adapter = attachWebSocket(hub, { server, refuseOtherUpgrades: true });
   // Socket.IO at /socket.io/ on the same server and hub: ws and Socket.IO clients can be matched.
-  const socketIo = attachSocketIo(hub, { server });
+  const socketIo = attachSocketIo(hub, { server, refuseOtherUpgrades: true });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => {

@@ -310,6 +310,39 @@ function rawConnection(url: string): { socket: Socket; received: () => string; c
 }
 
 describe("demo HTTP hardening", () => {
+  it("answers upgrades on paths nobody serves with 404 and closes them; both endpoints still upgrade", async () => {
+    demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
+    const upgrade = (path: string) =>
+      [
+        `GET ${path} HTTP/1.1`,
+        "Host: localhost",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        "",
+        "",
+      ].join("\r\n");
+    for (const path of ["/x", "/whisperx", "/socket.io", "//"]) {
+      const c = rawConnection(demo.url);
+      c.socket.write(upgrade(path));
+      await c.closed; // the server closes it: nothing is left open
+      expect(c.received(), path).toMatch(/^HTTP\/1\.1 404 /);
+    }
+    const ws = wrapClient(new WebSocket(`${demo.url.replace("http", "ws")}/whisper`));
+    expect((await expectFrame(ws, "welcome")).resumed).toBe(false);
+    await ws.close();
+    const sio = ioClient(demo.url, { transports: ["websocket"], forceNew: true, reconnection: false });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sio.once("welcome", () => resolve());
+        sio.once("connect_error", reject);
+      });
+    } finally {
+      sio.close();
+    }
+  });
+
   it("answers request targets new URL cannot read (//, //x:y) with 400 JSON, logging nothing", async () => {
     const logged: string[] = [];
     demo = await startDemo(readConfig({ PORT: "0" }), (line) => logged.push(line));
