@@ -409,3 +409,18 @@ describe("attack: oversized credentials", () => {
     expect(refused.status).toBe(400);
   });
 });
+
+describe("attack: display names that hide or fake what they say", () => {
+  it("refuses zero-width, bidi-override and empty-looking names; accepts ordinary ones", async () => {
+    const h = await start();
+    const a = await h.connect();
+    await welcome(a);
+    for (const name of ["\u200B", "\u202Eevil", "ab\u200Dc", "\u2066x\u2069", "\u3164"]) {
+      a.send({ type: "join", location: HERE, rangeKm: 5, name, id: "n" });
+      const refused = await expectFrame(a, "error");
+      expect(refused.code, JSON.stringify(name)).toBe("bad_request");
+    }
+    a.send({ type: "join", location: HERE, rangeKm: 5, name: "José", id: "ok" });
+    expect((await expectFrame(a, "waiting")).id).toBe("ok");
+  });
+});
