@@ -1,7 +1,9 @@
 /**
  * The key layout. Keys that one script touches together share a hash tag (the part in braces),
- * so that on Redis Cluster they live in one slot: the whole pool is tagged `{pool}`, a room and
- * its history are tagged with the room id. Every other script touches one key.
+ * so that on Redis Cluster they live in one slot: the whole pool is tagged `{<prefix>pool}` (the
+ * prefix inside the tag, so that two apps with different prefixes on one cluster put their pools
+ * in different slots), a room and its history are tagged with the room id. Every other script
+ * touches one key.
  */
 export interface Keys {
   readonly prefix: string;
@@ -25,7 +27,7 @@ export interface Keys {
 
 /** The keys of a store with this prefix and these tier bounds (km, ascending). */
 export function makeKeys(prefix: string, tiersKm: readonly number[]): Keys {
-  const pool = `${prefix}{pool}`;
+  const pool = `${prefix}{${prefix}pool}`;
   return {
     prefix,
     poolEntries: `${pool}:entries`,

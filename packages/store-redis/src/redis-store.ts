@@ -22,7 +22,9 @@ export interface RedisStoreOptions {
   client: RedisClient;
   /**
    * Prefix of every key and channel the store uses. Stores with different prefixes on one Redis
-   * never see each other's data; every node of one app must use the same prefix.
+   * never see each other's data; every node of one app must use the same prefix. It goes inside
+   * the pool's hash tag too, so that on one Redis Cluster two apps' pools live in different
+   * slots. No `{` or `}`: a TypeError.
    * @default "whisper:"
    */
   keyPrefix?: string;
@@ -117,6 +119,13 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     throw new TypeError("createRedisStore: options.client must be an ioredis client (new Redis(...))");
   }
   const keyPrefix = options.keyPrefix ?? "whisper:";
+  if (typeof keyPrefix !== "string" || /[{}]/.test(keyPrefix)) {
+    // Braces would start a hash tag of their own and put keys that scripts use together in
+    // different slots of a Redis Cluster.
+    throw new TypeError(
+      `createRedisStore: keyPrefix must be a string without "{" or "}", got ${JSON.stringify(keyPrefix)}`,
+    );
+  }
   const roomTtlMs = options.roomTtlMs ?? 86_400_000;
   if (!(Number.isInteger(roomTtlMs) && roomTtlMs > 0)) {
     throw new RangeError(`createRedisStore: roomTtlMs must be a positive integer, got ${roomTtlMs}`);

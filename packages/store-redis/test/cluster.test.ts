@@ -102,7 +102,7 @@ describeCluster("store-redis on Redis Cluster", () => {
     const c = client as Cluster;
     const perMaster = await Promise.all(c.nodes("master").map((node) => node.keys(`${store.keyPrefix}*`)));
     expect(perMaster.filter((keys) => keys.length > 0).length).toBe(3);
-    const poolKeys = perMaster.flat().filter((k) => k.includes("{pool}"));
+    const poolKeys = perMaster.flat().filter((k) => k.includes(`{${store.keyPrefix}pool}`));
     const slots = new Set(await Promise.all(poolKeys.map((k) => c.cluster("KEYSLOT", k))));
     expect(poolKeys.length).toBe(6);
     expect(slots.size).toBe(1);

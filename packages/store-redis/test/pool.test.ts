@@ -265,7 +265,7 @@ describeRedis("store-redis: pool", () => {
     await Promise.all(clients.map((c) => c.quit()));
   });
 
-  it("all pool keys share the {pool} hash tag; a removed pool leaves no key behind", async () => {
+  it("all pool keys share the {<prefix>pool} hash tag; a removed pool leaves no key behind", async () => {
     const redis = open();
     const c = redis.client;
     await redis.pool.add({
@@ -300,7 +300,7 @@ describeRedis("store-redis: pool", () => {
     });
     const keys = await c.keys(`${redis.keyPrefix}*`);
     expect(keys.length).toBe(4); // entries, polar, two tiers
-    for (const key of keys) expect(key.startsWith(`${redis.keyPrefix}{pool}:`)).toBe(true);
+    for (const key of keys) expect(key.startsWith(`${redis.keyPrefix}{${redis.keyPrefix}pool}:`)).toBe(true);
     await redis.pool.remove("a");
     expect(await redis.pool.claim("b", "c")).toBe(true);
     expect(await c.keys(`${redis.keyPrefix}*`)).toEqual([]);
