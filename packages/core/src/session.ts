@@ -889,7 +889,15 @@ export class Session {
       throw new WhisperError("not_in_room", "there is nobody to block: you are not in a room");
     }
     await this.churn(); // like `next`: it rejoins the pool
-    await this.hub.store.exclusions.add(this.identity.userId, partner.userId);
+    // A block is forever, but a guest's user id lives only as long as its session: a block that
+    // involves a guest lasts as long as a session record can (`sessionRecordTtlMs`).
+    const guestInvolved =
+      this.identity.guest === true || (await this.hub.store.sessions.get(partner.sessionId))?.guest === true;
+    await this.hub.store.exclusions.add(
+      this.identity.userId,
+      partner.userId,
+      guestInvolved ? this.settings.sessionRecordTtlMs : undefined,
+    );
     this.hub.emit("blocked", { ...this.info(), roomId, blockedUserId: partner.userId, reason: frame.reason });
     await this.leaveRoomOrPool("left", "blocked");
     await this.enterPool(params, this.settings.now(), frame.id, reply, true);

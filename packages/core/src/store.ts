@@ -96,7 +96,10 @@ export interface RoomStore {
  * (for a cooldown). Symmetric: excluding (a, b) also excludes (b, a).
  */
 export interface ExclusionStore {
-  /** Excludes the pair, forever or for `ttlMs` milliseconds. A longer exclusion is never shortened. */
+  /**
+   * Excludes the pair, forever or for `ttlMs` milliseconds. A longer exclusion is never shortened.
+   * (Core passes a ttl for a block that involves a guest: a guest's user id ends with its session.)
+   */
   add(userA: string, userB: string, ttlMs?: number): Promise<void>;
   /** Which of `others` are excluded for `userId`. */
   excluded(userId: string, others: readonly string[]): Promise<Set<string>>;

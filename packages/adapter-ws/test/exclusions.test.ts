@@ -1,0 +1,78 @@
+// A block is kept forever, but a guest's user id ends with its session: exclusions that involve
+// a guest must not outlive what a session record can (sessionRecordTtlMs).
+import type { Identity, Store } from "@whisperchat/core";
+import { expectFrame } from "@whisperchat/core/testing";
+import { createMemoryStore } from "@whisperchat/store-memory";
+import { createRedisStore } from "@whisperchat/store-redis";
+import { afterEach, describe, expect, it } from "vitest";
+import { deleteUnder, connect as redisClient, redisUp, testPrefix } from "../../store-redis/test/redis.js";
+import { startWsHarness, type WsHarness } from "./harness.js";
+
+const HERE = { lat: 48.85, lng: 2.35 };
+let h: WsHarness | undefined;
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+  for (const c of cleanups.splice(0)) await c();
+});
+
+const users = (handshake: { params: Record<string, unknown> }, token: string | undefined): Identity | null =>
+  token === undefined ? null : { userId: token, name: token, roles: [] };
+
+/** a blocks b; resolves both user ids. */
+async function block(harness: WsHarness, tokens: [string | undefined, string | undefined]) {
+  const a = await harness.connect(tokens[0] === undefined ? {} : { token: tokens[0] });
+  const aw = await expectFrame(a, "welcome");
+  const b = await harness.connect(tokens[1] === undefined ? {} : { token: tokens[1] });
+  const bw = await expectFrame(b, "welcome");
+  a.send({ type: "join", location: HERE, rangeKm: 5 });
+  await expectFrame(a, "waiting");
+  b.send({ type: "join", location: HERE, rangeKm: 5 });
+  await expectFrame(b, "waiting");
+  await expectFrame(a, "matched");
+  await expectFrame(b, "matched");
+  a.send({ type: "block" });
+  await expectFrame(a, "waiting");
+  await expectFrame(b, "partner_left");
+  await a.close();
+  await b.close();
+  return { a: aw.user.userId, b: bw.user.userId };
+}
+
+describe("exclusions of guests", () => {
+  it("memory store: a block by or of a guest ends with the session-record lifetime; between users it stays", async () => {
+    let now = Date.now();
+    const store: Store = createMemoryStore({ now: () => now });
+    h = await startWsHarness({ store, authenticate: users, sessionRecordTtlMs: 60_000 });
+    const byGuest = await block(h, [undefined, "bob"]);
+    const ofGuest = await block(h, ["carol", undefined]);
+    const users2 = await block(h, ["dave", "erin"]);
+    expect((await store.exclusions.excluded(byGuest.a, [byGuest.b])).size).toBe(1);
+    now += 60_001;
+    expect((await store.exclusions.excluded(byGuest.a, [byGuest.b])).size).toBe(0);
+    expect((await store.exclusions.excluded("bob", [byGuest.a])).size).toBe(0);
+    expect((await store.exclusions.excluded("carol", [ofGuest.b])).size).toBe(0);
+    expect((await store.exclusions.excluded("dave", ["erin"])).size).toBe(1);
+    expect(users2.a).toBe("dave");
+  });
+
+  it.skipIf(!redisUp)(
+    "Redis: a guest's exclusion set expires; a user's block between users does not",
+    async () => {
+      const client = redisClient();
+      const keyPrefix = testPrefix();
+      cleanups.push(async () => {
+        await deleteUnder(client, keyPrefix);
+        client.disconnect();
+      });
+      h = await startWsHarness({ store: createRedisStore({ client, keyPrefix }), authenticate: users });
+      const byGuest = await block(h, [undefined, "bob"]);
+      await block(h, ["dave", "erin"]);
+      const guestTtl = await client.pttl(`${keyPrefix}excl:{${byGuest.a}}`);
+      expect(guestTtl).toBeGreaterThan(0);
+      expect(guestTtl).toBeLessThanOrEqual(86_400_000);
+      expect(await client.pttl(`${keyPrefix}excl:{dave}`)).toBe(-1);
+    },
+  );
+});
