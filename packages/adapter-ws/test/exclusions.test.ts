@@ -17,8 +17,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-const users = (handshake: { params: Record<string, unknown> }, token: string | undefined): Identity | null =>
-  token === undefined ? null : { userId: token, name: token, roles: [] };
+const users = (
+  _handshake: { params: Record<string, unknown> },
+  token: string | undefined,
+): Identity | null => (token === undefined ? null : { userId: token, name: token, roles: [] });
 
 /** a blocks b; resolves both user ids. */
 async function block(harness: WsHarness, tokens: [string | undefined, string | undefined]) {
