@@ -91,6 +91,7 @@ const PARTNER_LEFT_TEXT = {
   left: "Your partner moved on.",
   next: "Your partner moved on.",
   disconnected: "Your partner disconnected.",
+  lost: "The server lost this chat (it restarted). Find someone new to go on.",
 };
 
 // ------------------------------------------------------------------------------------------

@@ -116,7 +116,8 @@ export interface PartnerBackFrame {
   roomId: string;
 }
 /** Why a room closed, as the remaining partner sees it. */
-export type PartnerLeftReason = "left" | "next" | "disconnected";
+/** Why a room closed (`lost`: the server lost the room, e.g. its store restarted empty). */
+export type PartnerLeftReason = "left" | "next" | "disconnected" | "lost";
 /** The room is closed. */
 export interface PartnerLeftFrame {
   type: "partner_left";

@@ -362,6 +362,10 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   /** The logger given in the options (silent by default). */
   readonly logger: Logger;
   private messageCount = 0;
+  /** When the last heartbeat that reached the store was sent. */
+  private lastBeatAt: number | undefined;
+  /** Set when a heartbeat failed: once the store answers again, sessions check what it kept. */
+  private storeTrouble = false;
   private readonly errorCounts: Partial<Record<ErrorCode, number>> = {};
   private readonly limitedCounts: Record<string, number> = {};
 
@@ -1217,6 +1221,33 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     return ready;
   }
 
+  /**
+   * This node's heartbeat, and the detection of a store that lost its data: when this node's own
+   * heartbeat vanished before its ttl, or the store could not be reached for a while, every local
+   * session puts back what it keeps in the store (see `Session.restoreAfterStoreLoss`).
+   */
+  private async beat(): Promise<void> {
+    const ttl = this.settings.nodeHeartbeatMs * 3;
+    const startedAt = this.settings.now();
+    let lost = false;
+    try {
+      const last = this.lastBeatAt;
+      if (last !== undefined && startedAt - last < ttl - this.settings.nodeHeartbeatMs / 2) {
+        lost = !(await this.store.nodes.alive([this.nodeId])).has(this.nodeId);
+      }
+      await this.store.nodes.heartbeat(this.nodeId, ttl);
+    } catch (error) {
+      this.storeTrouble = true;
+      throw error;
+    }
+    this.lastBeatAt = startedAt;
+    if (lost || this.storeTrouble) {
+      this.storeTrouble = false;
+      if (lost) this.logger.warn({ nodeId: this.nodeId }, "the store lost its data: restoring sessions");
+      for (const s of this.sessions.values()) s.restoreAfterStoreLoss();
+    }
+  }
+
   /** Heartbeat, a retry of a failed bus subscription, and detection of partners whose node died. */
   private async tick(): Promise<void> {
     if (this.closing) return;
@@ -1233,7 +1264,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
           this.subscribing = false;
         });
     }
-    await this.store.nodes.heartbeat(this.nodeId, this.settings.nodeHeartbeatMs * 3);
+    await this.beat();
     const watched = new Map<string, Session[]>();
     for (const s of this.sessions.values()) {
       const p = s.currentPartner();

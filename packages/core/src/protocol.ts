@@ -169,7 +169,12 @@ export interface PartnerBackFrame {
   roomId: string;
 }
 /** Why a room closed, as the remaining partner sees it. */
-export type PartnerLeftReason = "left" | "next" | "disconnected";
+/**
+ * Why a room closed: the partner left (`left`, also after a block), went `next`, disconnected
+ * (`disconnected`), or the room was lost by the server (`lost`: its store lost it, e.g. a
+ * restart of an empty Redis).
+ */
+export type PartnerLeftReason = "left" | "next" | "disconnected" | "lost";
 export interface PartnerLeftFrame {
   type: "partner_left";
   roomId: string;

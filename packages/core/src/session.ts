@@ -59,6 +59,9 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** How long a refused message waits for the `partner_left` that explains it (see `checkRoomSoon`). */
+const ROOM_CHECK_DELAY_MS = 1000;
+
 /** At most this many messages go to the store in one batch. */
 const RELAY_BATCH = 32;
 
@@ -101,6 +104,8 @@ export class Session {
   private authBucket: BucketState | undefined;
   /** Whether this session added its current pool entry and has not taken it out since. */
   private inPool = false;
+  /** A pending {@link Session.checkRoomSoon}. */
+  private roomCheck: NodeJS.Timeout | undefined;
   /** The key of this session's current pool entry (see {@link sessionOfPoolKey}). */
   private poolKey = "";
   private poolVersion = 0;
@@ -362,6 +367,8 @@ export class Session {
     this.tokenTimer = undefined;
     if (this.searchTimer !== undefined) clearTimeout(this.searchTimer);
     this.searchTimer = undefined;
+    if (this.roomCheck !== undefined) clearTimeout(this.roomCheck);
+    this.roomCheck = undefined;
   }
 
   /** Replays what was missed while away, then tells the partner, then rejoins the pool if waiting. */
@@ -803,6 +810,7 @@ export class Session {
       if (outcome.status !== "sent") {
         const why = outcome.status === "closed" ? "the room was closed" : "your partner is gone";
         this.fail(new WhisperError("not_in_room", why), o.frame.id, o.reply);
+        if (outcome.status === "closed") this.checkRoomSoon(o.roomId);
         continue;
       }
       this.strikes = 0;
@@ -1028,6 +1036,70 @@ export class Session {
   /** Resolves once every frame kept while away is in the store. */
   flushed(): Promise<void> {
     return this.outbox;
+  }
+
+  /**
+   * The store refused a message because the room is gone. Usually the partner just left and
+   * `partner_left` is on its way; if it has not come after a moment and the room is still gone,
+   * the store lost it (e.g. Redis restarted empty): see {@link Session.roomLost}.
+   */
+  private checkRoomSoon(roomId: string): void {
+    if (this.roomCheck !== undefined) return;
+    this.roomCheck = setTimeout(() => {
+      this.roomCheck = undefined;
+      this.schedule(() => this.checkRoom(roomId));
+    }, ROOM_CHECK_DELAY_MS);
+    this.roomCheck.unref();
+  }
+
+  /** Ends the room with `lost` if this session is still in it and the store no longer has it. */
+  async checkRoom(roomId: string): Promise<void> {
+    if (this.closed || this.logical !== "room" || this.roomId !== roomId) return;
+    if ((await this.hub.store.rooms.get(roomId)) === undefined) await this.roomLost(roomId);
+  }
+
+  /**
+   * The store lost the room this session is in: both members are told `partner_left` with reason
+   * `lost` and are idle (the partner's node may learn it from either side; the second notice
+   * finds it idle and is dropped).
+   */
+  private async roomLost(roomId: string): Promise<void> {
+    const partner = this.partner;
+    if (this.closed || this.logical !== "room" || this.roomId !== roomId || partner === undefined) return;
+    this.logical = "idle";
+    this.roomId = undefined;
+    this.partner = undefined;
+    this.clearPartnerLost();
+    this.hub.emit("left", { ...this.info(), roomId, reason: "lost" });
+    this.persist();
+    this.emitOrKeep({ type: "partner_left", roomId, reason: "lost" });
+    await this.hub.route(partner, {
+      to: partner.sessionId,
+      roomId,
+      frame: { type: "partner_left", roomId, reason: "lost" },
+    });
+  }
+
+  /**
+   * The store lost data (it restarted empty, or failed over to an empty replica): put back what
+   * this session keeps there. The record is saved again, a waiting session goes back in the pool
+   * (same place in the queue) and searches again, and a room the store no longer has ends with
+   * `lost` for both members. Frames kept for an away session in the lost mailbox are gone.
+   */
+  restoreAfterStoreLoss(): void {
+    this.schedule(async () => {
+      if (this.closed) return;
+      if (this.persisted) this.persist();
+      const roomId = this.roomId;
+      if (this.logical === "room" && roomId !== undefined) {
+        await this.checkRoom(roomId);
+        return;
+      }
+      if (this.logical !== "waiting" || this.conn === undefined || this.lastJoin === undefined) return;
+      if ((await this.hub.store.pool.get(this.poolKey)) !== undefined) return;
+      if (this.isClosed() || this.logical !== "waiting") return; // matched meanwhile
+      await this.enterPool(this.lastJoin, this.since, undefined, undefined, false);
+    });
   }
 
   /** The partner's node stopped: tell the client, and end the room if it does not come back. */

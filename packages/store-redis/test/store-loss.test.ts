@@ -1,0 +1,88 @@
+// Redis restarted empty under a running node: rooms, the pool and session records are gone.
+// Members of a lost room are told (`partner_left` `lost`), waiting sessions go back in the pool,
+// and new pairs work.
+import type { ServerFrame } from "@whisperchat/core";
+import { expectFrame, type TestClient } from "@whisperchat/core/testing";
+import { createRedisStore } from "@whisperchat/store-redis";
+import { Redis } from "ioredis";
+import { afterEach, describe, expect, it } from "vitest";
+import { startWsHarness, type WsHarness } from "../../adapter-ws/test/harness.js";
+import { freePort, hasRedisServer, startRedis, stopRedis } from "./servers.js";
+
+const HERE = { lat: 59.33, lng: 18.07 };
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function joined(h: WsHarness): Promise<TestClient> {
+  const c = await h.connect();
+  await expectFrame(c, "welcome");
+  c.send({ type: "join", location: HERE, rangeKm: 5 });
+  await expectFrame(c, "waiting");
+  return c;
+}
+
+/** Frames of `type` that `client` got (waiting for them up to `ms`). */
+async function framesOf(
+  client: TestClient,
+  type: ServerFrame["type"],
+  count: number,
+  ms = 8000,
+): Promise<ServerFrame[]> {
+  const got: ServerFrame[] = [];
+  const end = Date.now() + ms;
+  while (got.length < count && Date.now() < end) {
+    const f = await client.next(Math.max(1, end - Date.now())).catch(() => undefined);
+    if (f?.type === type) got.push(f);
+  }
+  return got;
+}
+
+describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", () => {
+  it("tells both members of every lost room, puts waiting sessions back in the pool, and new pairs work", async () => {
+    const port = await freePort();
+    let server = await startRedis(port);
+    cleanups.push(() => stopRedis(server));
+    const client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    client.on("error", () => {});
+    cleanups.push(() => client.disconnect());
+    const store = createRedisStore({ client, keyPrefix: "test:loss:", onError: () => {} });
+    const h = await startWsHarness({ store, nodeHeartbeatMs: 200 }, {}, { closeStore: false });
+    cleanups.push(() => store.close());
+    cleanups.push(() => h.close());
+
+    const a = await joined(h);
+    const b = await joined(h);
+    const { roomId } = await expectFrame(a, "matched");
+    await expectFrame(b, "matched");
+    const c = await h.connect();
+    await expectFrame(c, "welcome");
+    c.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
+    await expectFrame(c, "waiting");
+
+    await stopRedis(server);
+    server = await startRedis(port); // empty: nothing was saved
+
+    // Nobody sends anything: the node notices by itself.
+    for (const member of [a, b]) {
+      const left = await framesOf(member, "partner_left", 1);
+      expect(left).toEqual([{ type: "partner_left", roomId, reason: "lost" }]);
+    }
+    // c is back in the pool: a newcomer near c is matched with it.
+    const d = await h.connect();
+    await expectFrame(d, "welcome");
+    d.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
+    await expectFrame(d, "waiting");
+    await expectFrame(d, "matched", 8000);
+    await expectFrame(c, "matched", 8000);
+    // And the members of the lost room can pair again.
+    a.send({ type: "join", location: HERE, rangeKm: 5 });
+    await expectFrame(a, "waiting");
+    b.send({ type: "join", location: HERE, rangeKm: 5 });
+    await expectFrame(b, "waiting");
+    await expectFrame(a, "matched");
+    a.send({ type: "message", text: "again", id: "m" });
+    expect((await expectFrame(a, "ack")).id).toBe("m");
+  }, 30_000);
+});
