@@ -207,6 +207,9 @@ export async function startDemo(
   const hub = createWhisper({
     store,
     messageRate: { capacity: config.msgBurst, ratePerSec: config.msgPerSec },
+    // Every limit a message passes comes from the settings: a user's sessions together (say,
+    // two tabs) may send twice what one session may.
+    userMessageRate: { capacity: config.msgBurst * 2, ratePerSec: config.msgPerSec * 2 },
     connectRate: { capacity: config.connectBurst, ratePerSec: config.connectPerSec },
     allowGuests: config.auth === "guest",
     authenticate: jwt.authenticate,
