@@ -88,6 +88,99 @@ async function pair(url: string) {
   return { a, b };
 }
 
+type Frame = { type: string; at?: number } & Record<string, unknown>;
+
+/**
+ * A raw WebSocket client that streams numbered messages (`<name><n>`, every 10 ms while
+ * `streaming`), keeps what was acked and what it received, and can take over the state of an
+ * earlier connection of the same session (to resend what was not acked).
+ */
+class Chatter {
+  readonly frames: Frame[] = [];
+  readonly received: string[];
+  readonly acked: string[];
+  readonly unacked: Map<string, string>;
+  lastMessageId: string | undefined;
+  resumeToken = "";
+  streaming = false;
+  readonly welcomed: Promise<Frame>;
+  readonly closed: Promise<number>;
+  private next: { n: number };
+  private readonly ws: WebSocket;
+  private readonly timer: NodeJS.Timeout;
+  private readonly waiters: { test: (f: Frame) => boolean; resolve: (f: Frame) => void }[] = [];
+
+  constructor(
+    url: string,
+    readonly name: string,
+    earlier?: Chatter,
+  ) {
+    this.received = earlier?.received ?? [];
+    this.acked = earlier?.acked ?? [];
+    this.unacked = earlier?.unacked ?? new Map();
+    this.next = earlier?.next ?? { n: 0 };
+    this.lastMessageId = earlier?.lastMessageId;
+    this.ws = new WebSocket(url);
+    this.ws.on("error", () => undefined);
+    this.closed = new Promise((resolve) => this.ws.on("close", (code) => resolve(code)));
+    this.welcomed = this.waitFor((f) => f.type === "welcome");
+    this.ws.on("message", (data) => {
+      const f: Frame = { ...(JSON.parse(data.toString()) as Frame), at: Date.now() };
+      this.frames.push(f);
+      if (f.type === "welcome") this.resumeToken = f.resumeToken as string;
+      if (f.type === "message") {
+        this.received.push(f.text as string);
+        this.lastMessageId = f.messageId as string;
+      }
+      if (f.type === "ack" && typeof f.id === "string" && this.unacked.has(f.id)) {
+        this.acked.push(this.unacked.get(f.id) as string);
+        this.unacked.delete(f.id);
+      }
+      for (const w of [...this.waiters]) {
+        if (w.test(f)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(f);
+        }
+      }
+    });
+    this.timer = setInterval(() => {
+      if (!this.streaming || this.ws.readyState !== WebSocket.OPEN) return;
+      const text = `${this.name}${this.next.n++}`;
+      this.unacked.set(text, text);
+      this.send({ type: "message", id: text, text });
+    }, 10);
+  }
+
+  send(frame: Frame): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  }
+
+  /** Sends again, with the same ids, what the earlier connection never saw acked. */
+  resendUnacked(): void {
+    for (const text of this.unacked.keys()) this.send({ type: "message", id: text, text });
+  }
+
+  waitFor(test: (f: Frame) => boolean, ms = 10_000): Promise<Frame> {
+    const seen = this.frames.find(test);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${this.name}: no such frame within ${ms} ms`)), ms);
+      this.waiters.push({
+        test,
+        resolve: (f) => {
+          clearTimeout(t);
+          resolve(f);
+        },
+      });
+    });
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.ws.close(1000);
+  }
+}
+
 async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
@@ -121,10 +214,70 @@ describeRedis("examples/cluster: demo nodes in separate processes on one Redis",
     const cluster = await startCluster({ WHISPER_RESUME_GRACE_MS: "1500" });
     const { a, b } = await pair(cluster.url);
     // Round robin put a and b on different nodes: kill b's (the second).
+    const killedAt = Date.now();
     process.kill(cluster.pids[1] as number, "SIGKILL");
     expect(await b.c.closed).toBe(1006);
     await expectFrame(a.c, "partner_away", 12_000);
+    // The documented bound (protocol doc section 6): five heartbeat intervals, 10 s by default.
+    expect(Date.now() - killedAt).toBeLessThanOrEqual(10_000 + 500);
     expect((await expectFrame(a.c, "partner_left", 5000)).reason).toBe("disconnected");
+    // After the grace the dead node's session is over: a late resume gets a fresh session.
+    const late = await client(cluster.url, b.welcome.resumeToken);
+    expect(late.welcome.resumed).toBe(false);
+    late.c.send({ type: "message", id: "x", text: "still there?" });
+    expect((await expectFrame(late.c, "error")).code).toBe("not_in_room");
+  }, 60_000);
+
+  it("SIGKILL mid-stream, messages in flight both ways: after a resume nothing acked is lost, duplicated or reordered", async () => {
+    const cluster = await startCluster({
+      WHISPER_RESUME_GRACE_MS: "20000",
+      WHISPER_MSG_PER_SEC: "500",
+      WHISPER_MSG_BURST: "500",
+    });
+    const ws = cluster.url.replace("http", "ws");
+    const a = new Chatter(`${ws}/whisper`, "a");
+    const b = new Chatter(`${ws}/whisper`, "b"); // round robin: a on node 0, b on node 1
+    await Promise.all([a.welcomed, b.welcomed]);
+    a.send({ type: "join", location: { lat: 45.46, lng: 9.19 }, rangeKm: 5 });
+    await a.waitFor((f) => f.type === "waiting");
+    b.send({ type: "join", location: { lat: 45.47, lng: 9.18 }, rangeKm: 5 });
+    const roomId = (await b.waitFor((f) => f.type === "matched")).roomId as string;
+    await a.waitFor((f) => f.type === "matched");
+    a.streaming = true;
+    b.streaming = true;
+    await new Promise((r) => setTimeout(r, 300));
+    const killedAt = Date.now();
+    process.kill(cluster.pids[1] as number, "SIGKILL");
+    await b.closed;
+    b.streaming = false;
+    await new Promise((r) => setTimeout(r, 400)); // a goes on sending to a dead node
+    // b comes back through the balancer (which skips the dead node) with its cursor.
+    const last = `${roomId}:${b.lastMessageId ?? ""}`;
+    const b2 = new Chatter(`${ws}/whisper?resume=${b.resumeToken}&last=${encodeURIComponent(last)}`, "b", b);
+    expect((await b2.welcomed).resumed).toBe(true);
+    b2.resendUnacked();
+    b2.streaming = true;
+    await new Promise((r) => setTimeout(r, 600));
+    a.streaming = false;
+    b2.streaming = false;
+    await new Promise((r) => setTimeout(r, 1500));
+    const away = a.frames.find((f) => f.type === "partner_away");
+    if (away !== undefined) expect((away.at as number) - killedAt).toBeLessThanOrEqual(10_000);
+    // Every acked message reached the other side once, in order.
+    for (const [sender, receiver] of [
+      [a, b2],
+      [b2, a],
+    ] as const) {
+      const got = receiver.received;
+      expect(new Set(got).size, `${receiver.name} got duplicates`).toBe(got.length);
+      const lost = sender.acked.filter((text) => !got.includes(text));
+      expect(lost, `acked by ${sender.name} but lost`).toEqual([]);
+      const order = got.map((t) => Number(t.slice(1)));
+      expect(order, `${receiver.name} got them out of order`).toEqual([...order].sort((x, y) => x - y));
+      expect(sender.acked.length).toBeGreaterThan(20);
+    }
+    a.close();
+    b2.close();
   }, 60_000);
 
   it("Redis restarted mid-chat: no crash, no acked message lost, service resumes by itself", async () => {

@@ -30,8 +30,8 @@ interface CommonOptions {
   /**
    * Pass every new Engine.IO handshake through the hub's connection limiter (the `connectRate`
    * rule per client address, the connection cap, draining) in the engine's `allowRequest`,
-   * before the engine keeps any state for it. A refused handshake gets engine.io's 403 with the
-   * reason as its message. An `allowRequest` of the app's own still runs after it. With `io`,
+   * before the engine keeps any state for it. A refused handshake gets engine.io's own refusal with
+   * the reason as its message (HTTP 403 for polling, 400 for a WebSocket-first handshake). An `allowRequest` of the app's own still runs after it. With `io`,
    * this applies to every namespace of the app's server. @default true
    */
   limitHandshakes?: boolean;
@@ -349,7 +349,7 @@ async function admit(hub: WhisperHub, socket: Socket, isClosed: () => boolean): 
       ok: false,
       status: 400,
       code: "bad_request",
-      message: "`auth.token` and `auth.resume` must be strings when given",
+      message: "`auth.token`, `auth.resume` and `auth.last` must be strings when given",
     } satisfies Refusal;
   }
   const handshake: Handshake = {
@@ -362,14 +362,14 @@ async function admit(hub: WhisperHub, socket: Socket, isClosed: () => boolean): 
 }
 
 /**
- * The string fields of the Socket.IO auth payload. `token` and `resume` must be strings when
+ * The string fields of the Socket.IO auth payload. `token`, `resume` and `last` must be strings when
  * given (`null` counts as absent); `null` marks a malformed payload.
  */
 function authParams(auth: unknown): Record<string, string> | null {
   const out: Record<string, string> = {};
   if (auth === undefined || auth === null) return out;
   if (!isPlainObject(auth)) return null;
-  for (const key of ["token", "resume"]) {
+  for (const key of ["token", "resume", "last"]) {
     const value = auth[key];
     if (value !== undefined && value !== null && typeof value !== "string") return null;
   }

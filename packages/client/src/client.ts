@@ -279,6 +279,14 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
   private generation = 0;
   private lastWelcome: WelcomeFrame | undefined;
   private resumeToken: string | undefined;
+  /**
+   * The last partner message received in the current room (`<roomId>:<messageId>`, or
+   * `<roomId>:` before the first): sent with a resume (`last`), so that the server replays from
+   * the room's history what never arrived, e.g. after the server node crashed.
+   */
+  private cursor: string | undefined;
+  /** Ids of the latest messages received, so that a message replayed twice is shown once. */
+  private readonly seenMessages = new Set<string>();
   private storageRead = false;
   /** Settles at the next `welcome` (or when connecting fails / gives up). */
   private ready: Deferred<WelcomeFrame> | undefined;
@@ -427,6 +435,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
       const url = new URL(this.url);
       if (token !== undefined) url.searchParams.set("token", token);
       if (resume !== undefined) url.searchParams.set("resume", resume);
+      if (resume !== undefined && this.cursor !== undefined) url.searchParams.set("last", this.cursor);
       socket = new this.WebSocketImpl(url.toString(), [SUBPROTOCOL]);
     } catch (error) {
       this.attemptFailed(CloseCode.Abnormal, "", error);
@@ -501,6 +510,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
     if (frame.resumed) {
       for (const pending of this.unacked.values()) this.write(pending);
     } else {
+      this.cursor = undefined;
       this.failMessages(
         new WhisperClientError("session_lost", "the session was lost before this message was acknowledged"),
       );
@@ -524,6 +534,17 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
       if (pending !== undefined && (frame.type === "error" || pending.replies.includes(frame.type))) {
         this.settle(pending, frame);
       }
+    }
+    if (frame.type === "message") {
+      if (this.seenMessages.has(frame.messageId)) return; // replayed after a resume: shown already
+      this.seenMessages.add(frame.messageId);
+      if (this.seenMessages.size > 256)
+        this.seenMessages.delete(this.seenMessages.values().next().value as string);
+      this.cursor = `${frame.roomId}:${frame.messageId}`;
+    } else if (frame.type === "matched") {
+      this.cursor = `${frame.roomId}:`;
+    } else if (frame.type === "partner_left") {
+      this.cursor = undefined;
     }
     this.emit(frame.type, frame as never);
     if (frame.type !== "pong") this.armHeartbeat();

@@ -417,3 +417,62 @@ describe("tokens", () => {
     expect(a.state).toBe("open");
   });
 });
+
+describe("message cursor", () => {
+  it("resumes with the last message it got (last=<roomId>:<messageId>) and shows a replayed message once", async () => {
+    const http = createServer();
+    const wss = new WebSocketServer({ server: http, handleProtocols: () => "whisperchat.v1" });
+    const urls: string[] = [];
+    const limits = {
+      maxMessageChars: 100,
+      maxRangeKm: 100,
+      maxNameChars: 32,
+      messagesPerSec: 5,
+      messageBurst: 10,
+      resumeGraceMs: 30000,
+      maxPayloadBytes: 16384,
+    };
+    const message = (messageId: string) => ({
+      type: "message",
+      roomId: "R",
+      messageId,
+      text: messageId,
+      ts: 1,
+    });
+    wss.on("connection", (ws, req) => {
+      urls.push(req.url ?? "");
+      const first = urls.length === 1;
+      const frames: object[] = [
+        {
+          type: "welcome",
+          sessionId: "s",
+          resumeToken: `s.t${urls.length}`,
+          protocol: 1,
+          user: { userId: "u", name: "U" },
+          resumed: !first,
+          limits,
+        },
+      ];
+      if (first) frames.push({ type: "matched", roomId: "R", partner: { name: "P", distanceKm: 1 } });
+      frames.push(...(first ? [message("m1"), message("m2")] : [message("m2"), message("m3")]));
+      for (const f of frames) ws.send(JSON.stringify(f));
+      if (first) setTimeout(() => ws.terminate(), 50); // the node dies
+    });
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}/`;
+    try {
+      const c = track(client(url, { heartbeatIntervalMs: 0 }));
+      const got: string[] = [];
+      c.on("message", (m) => got.push(m.messageId));
+      await c.connect();
+      await next(c, "resumed");
+      await new Promise((r) => setTimeout(r, 100));
+      expect(new URL(urls[1] ?? "", "http://x").searchParams.get("last")).toBe("R:m2");
+      expect(new URL(urls[0] ?? "", "http://x").searchParams.get("last")).toBe(null);
+      expect(got).toEqual(["m1", "m2", "m3"]);
+    } finally {
+      wss.close();
+      http.close();
+    }
+  });
+});

@@ -19,7 +19,7 @@ import type { MatchFilter } from "./matcher.js";
 import { searchAndClaim } from "./matcher.js";
 import { type Logger, observedStore, type StoreObserver, silentLogger } from "./observe.js";
 import type { ClientFrameType, ClientLimits, PartnerLeftReason } from "./protocol.js";
-import { Session, sessionOfPoolKey } from "./session.js";
+import { type ResumeContext, Session, sessionOfPoolKey } from "./session.js";
 import type {
   BanRecord,
   BucketRule,
@@ -30,6 +30,7 @@ import type {
   RelayBatch,
   RoomMember,
   RoomRecord,
+  SessionRecord,
   SessionSnapshot,
   Store,
   StoredMessage,
@@ -295,6 +296,8 @@ interface Ticket {
   previousHash: string;
   /** For a session rebuilt here from its record: the node that owned it (asked to hand it over at `open`). */
   fromNode?: string;
+  /** The client's message cursor (handshake parameter `last`). */
+  lastSeen?: string;
   timer: NodeJS.Timeout;
 }
 
@@ -568,11 +571,12 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     if (!this.originAllowed(origin)) return refuse(403, "forbidden", "this origin is not allowed");
     const token = param(handshake.params.token);
     const resume = param(handshake.params.resume);
-    if (token === null || resume === null) {
+    const last = param(handshake.params.last);
+    if (token === null || resume === null || last === null) {
       return refuse(
         400,
         "bad_request",
-        "`token` and `resume` must each be given at most once, as short strings",
+        "`token`, `resume` and `last` must each be given at most once, as short strings",
       );
     }
     try {
@@ -607,7 +611,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       if (!(await this.authorize(identity, "connect", {}))) {
         return refuse(403, "forbidden", "you are not allowed to connect");
       }
-      const ticket = resume === undefined ? undefined : await this.takeBack(resume, identity);
+      const ticket = resume === undefined ? undefined : await this.takeBack(resume, identity, last);
       return { ok: true, identity, resume: ticket };
     } catch (error) {
       if (error instanceof WhisperError && error.code === "unauthorized")
@@ -626,7 +630,11 @@ export class WhisperHub extends EventEmitter<HubEvents> {
    * someone else's attempt never burns the owner's token. A live connection of the session keeps
    * it until the new connection opens (`open`), so a resume cut off mid-handshake costs nothing.
    */
-  private async takeBack(token: string, identity: Identity): Promise<ResumeTicket | undefined> {
+  private async takeBack(
+    token: string,
+    identity: Identity,
+    lastSeen: string | undefined,
+  ): Promise<ResumeTicket | undefined> {
     const dot = token.indexOf(".");
     if (dot <= 0) return undefined;
     const sessionId = token.slice(0, dot);
@@ -640,12 +648,17 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       // hash here, before any await, keeps the token single-use.
       if (!mayResume(identity, local.identity)) return undefined;
       local.tokenHash = freshHash;
-      return this.issueTicket({ session: local, token: fresh, previousHash });
+      return this.issueTicket({ session: local, token: fresh, previousHash }, lastSeen);
     }
     // The owner first (a session's user never changes), then the compare-and-set: a token of
     // another identity is refused before it can burn anything.
     const current = await this.store.sessions.get(sessionId);
-    if (current === undefined || current.tokenHash !== previousHash || !mayResume(identity, current)) {
+    if (
+      current === undefined ||
+      current.tokenHash !== previousHash ||
+      !mayResume(identity, current) ||
+      (await this.endedWithItsNode(current))
+    ) {
       this.emit("resume", { sessionId, identity, ok: false });
       return undefined;
     }
@@ -663,20 +676,35 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     const session = this.sessions.get(sessionId);
     if (session !== undefined) {
       session.tokenHash = freshHash;
-      return this.issueTicket({ session, token: fresh, previousHash });
+      return this.issueTicket({ session, token: fresh, previousHash }, lastSeen);
     }
     // Kept here (away) from now on: a frame routed by the record's new node id finds it.
     const adopted = Session.fromRecord(this, this.settings, record, freshHash);
     this.sessions.set(sessionId, adopted);
     adopted.goAwayQuietly();
-    return this.issueTicket({ session: adopted, token: fresh, previousHash, fromNode: record.nodeId });
+    return this.issueTicket(
+      { session: adopted, token: fresh, previousHash, fromNode: record.nodeId },
+      lastSeen,
+    );
   }
 
-  private issueTicket(entry: Omit<Ticket, "timer">): ResumeTicket {
+  /**
+   * Whether a session whose node died has ended all the same: its room was closed (its partner
+   * was told `partner_left` at the grace). Its record is removed; a resume gets a fresh session.
+   */
+  private async endedWithItsNode(record: SessionRecord): Promise<boolean> {
+    if (record.state !== "room" || record.roomId === undefined || record.nodeId === this.nodeId) return false;
+    if ((await this.store.rooms.get(record.roomId)) !== undefined) return false;
+    if ((await this.store.nodes.alive([record.nodeId])).has(record.nodeId)) return false;
+    await this.store.sessions.delete(record.sessionId);
+    return true;
+  }
+
+  private issueTicket(entry: Omit<Ticket, "timer">, lastSeen: string | undefined): ResumeTicket {
     const ticket: ResumeTicket = { sessionId: entry.session.id };
     const timer = setTimeout(() => this.giveBack(ticket), TICKET_TTL_MS);
     timer.unref();
-    this.tickets.set(ticket, { ...entry, timer });
+    this.tickets.set(ticket, lastSeen === undefined ? { ...entry, timer } : { ...entry, timer, lastSeen });
     return ticket;
   }
 
@@ -753,14 +781,17 @@ export class WhisperHub extends EventEmitter<HubEvents> {
             : from === this.nodeId
               ? Promise.resolve(null)
               : this.requestRelease(resumed.session.id, from);
-        return resumed.session.attach(connection, resumed.token, true, released, admitted.identity);
+        const context: ResumeContext = { by: admitted.identity };
+        if (released !== undefined) context.released = released;
+        if (resumed.lastSeen !== undefined) context.lastSeen = resumed.lastSeen;
+        return resumed.session.attach(connection, resumed.token, context);
       }
     }
     const id = randomId(16);
     const token = `${id}.${randomId(24)}`;
     const session = new Session(this, this.settings, admitted.identity, id, hashToken(token));
     this.sessions.set(id, session);
-    const link = session.attach(connection, token, false);
+    const link = session.attach(connection, token);
     this.emit("sessionOpened", session.info());
     return link;
   }
@@ -1041,8 +1072,11 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       if (since === undefined) {
         this.silentSince.set(node, now);
         suspected.add(node);
-      } else if (now - since >= this.settings.nodeHeartbeatMs) confirmed.add(node);
-      else suspected.add(node);
+      } else if (now - since >= this.settings.nodeHeartbeatMs * 0.9) {
+        // Seen missing one heartbeat ago (a little less: ticks jitter, and a tick that confirms
+        // late would push the partner's notice a whole interval past the documented bound).
+        confirmed.add(node);
+      } else suspected.add(node);
     }
     if (this.silentSince.size > 10_000) this.silentSince.clear(); // bounded; rebuilt as needed
     return { confirmed, suspected };

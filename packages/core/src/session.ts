@@ -74,6 +74,16 @@ interface Outgoing {
   stored: StoredMessage;
 }
 
+/** How a connection takes a session back (see {@link Session.attach}). */
+export interface ResumeContext {
+  /** The identity of the resuming connection (the hub checked it may resume). */
+  by: Identity;
+  /** For a session taken from another node: its hand-over (the snapshot, or `null`). */
+  released?: Promise<SessionSnapshot | null>;
+  /** The client's cursor: the last message it got (`<roomId>:<messageId>`, or `<roomId>:`). */
+  lastSeen?: string;
+}
+
 /** The logical state underneath `away`: what the session comes back to. */
 type Logical = "idle" | "waiting" | "room";
 
@@ -234,19 +244,14 @@ export class Session {
    * Binds a connection to the session and sends `welcome` with a fresh resume token. With
    * `resumed`, the frames missed while away are replayed before anything else.
    */
-  attach(
-    conn: Connection,
-    resumeToken: string,
-    resumed: boolean,
-    released?: Promise<SessionSnapshot | null>,
-    resumedBy?: Identity,
-  ): SessionLink {
+  attach(conn: Connection, resumeToken: string, resume?: ResumeContext): SessionLink {
     const generation = ++this.generation;
-    if (resumedBy !== undefined && resumedBy.guest !== true) {
+    const resumed = resume !== undefined;
+    const by = resume?.by;
+    if (by !== undefined && by.guest !== true && by.expiresAt !== undefined) {
       // The resuming connection's own credential decides when the session expires (the hub
       // checked it names the same user); without an expiry the stored one stays.
-      if (resumedBy.expiresAt !== undefined)
-        this.identity = { ...this.identity, expiresAt: resumedBy.expiresAt };
+      this.identity = { ...this.identity, expiresAt: by.expiresAt };
     }
     this.conn = conn;
     this.clearGrace();
@@ -259,9 +264,9 @@ export class Session {
       resumed,
       limits: this.settings.limits,
     });
-    if (resumed) {
+    if (resume !== undefined) {
       this.held ??= [];
-      this.schedule(() => this.replay(released));
+      this.schedule(() => this.replay(resume));
     }
     this.armTokenExpiry();
     return new Link(this, generation);
@@ -371,20 +376,32 @@ export class Session {
     this.roomCheck = undefined;
   }
 
-  /** Replays what was missed while away, then tells the partner, then rejoins the pool if waiting. */
-  private async replay(released: Promise<SessionSnapshot | null> | undefined): Promise<void> {
+  /**
+   * Replays what was missed while away, then tells the partner, then rejoins the pool if waiting.
+   * With the client's cursor (`last`), the partner's messages after it are sent from the room's
+   * history first: that covers messages written to a connection that died, or routed to a node
+   * that crashed, which no mailbox holds. Every message goes out once (by `messageId`).
+   */
+  private async replay(resume: ResumeContext): Promise<void> {
     let moved = false;
-    if (released !== undefined) {
-      const snap = await released;
+    if (resume.released !== undefined) {
+      const snap = await resume.released;
       if (snap !== null) this.apply(snap);
       else moved = true; // the old node is gone: the partner must learn our new address
     }
     await this.outbox; // frames kept while away are all in the mailbox before it is read
     const missed = await this.hub.store.mailbox.drain(this.id);
-    for (const frame of missed) this.applyFrame(frame, undefined, true);
+    const replayed = await this.replayHistory(resume.lastSeen, resume.released !== undefined);
+    for (const frame of missed) {
+      if (frame.type === "message" && replayed.has(frame.messageId)) continue;
+      this.applyFrame(frame, undefined, true);
+    }
     const held = this.held ?? [];
     this.held = undefined;
-    for (const message of held) await this.deliver(message);
+    for (const message of held) {
+      if (message.frame.type === "message" && replayed.has(message.frame.messageId)) continue;
+      await this.deliver(message);
+    }
     if (this.closed) return;
     this.hub.emit("resume", { ...this.info(), ok: true });
     const { partner, roomId } = this;
@@ -399,6 +416,46 @@ export class Session {
     // away, or came from another node, goes back in with its place in the queue.
     if (this.logical === "waiting" && this.lastJoin !== undefined && !this.inPool) {
       await this.enterPool(this.lastJoin, this.since, undefined, undefined, false);
+    }
+  }
+
+  /**
+   * Sends the partner's messages of the current room that come after the client's cursor
+   * (`<roomId>:<messageId>`, or `<roomId>:` when it got none in that room), from the room's
+   * history. Resolves the ids it sent. A cursor of another room, or none, sends nothing.
+   */
+  private async replayHistory(lastSeen: string | undefined, moved: boolean): Promise<Set<string>> {
+    const sent = new Set<string>();
+    const { roomId, partner } = this;
+    if (this.logical !== "room" || roomId === undefined || partner === undefined) return sent;
+    const colon = lastSeen?.indexOf(":") ?? -1;
+    const cursorHere = lastSeen !== undefined && colon > 0 && lastSeen.slice(0, colon) === roomId;
+    if (!cursorHere && !moved) return sent;
+    const history = await this.hub.store.rooms.history(roomId);
+    this.rememberAcks(history);
+    if (!cursorHere || lastSeen === undefined) return sent;
+    const after = lastSeen.slice(colon + 1);
+    // An id no longer in the bounded history is older than all of it.
+    const start = after === "" ? 0 : history.findIndex((m) => m.messageId === after) + 1;
+    for (const m of history.slice(start)) {
+      if (m.from !== partner.sessionId) continue;
+      sent.add(m.messageId);
+      this.send({ type: "message", roomId, messageId: m.messageId, text: m.text, ts: m.ts });
+    }
+    return sent;
+  }
+
+  /**
+   * Learns the acks of this session's own messages in the history (after a move to another node
+   * the window of recent acks starts empty): a resend of one is acked again, not delivered twice.
+   */
+  private rememberAcks(history: readonly StoredMessage[]): void {
+    for (const m of history) {
+      if (m.from !== this.id || m.requestId === undefined) continue;
+      this.recentAcks ??= new Map();
+      this.recentAcks.set(m.requestId, { messageId: m.messageId, ts: m.ts });
+      if (this.recentAcks.size > RECENT_ACKS)
+        this.recentAcks.delete(this.recentAcks.keys().next().value as string);
     }
   }
 
@@ -752,12 +809,16 @@ export class Session {
       reply,
       roomId,
       partner,
-      stored: {
-        messageId: this.hub.nextMessageId(),
-        from: this.id,
-        text: frame.text,
-        ts: this.settings.now(),
-      },
+      stored:
+        frame.id === undefined
+          ? { messageId: this.hub.nextMessageId(), from: this.id, text: frame.text, ts: this.settings.now() }
+          : {
+              messageId: this.hub.nextMessageId(),
+              from: this.id,
+              text: frame.text,
+              ts: this.settings.now(),
+              requestId: frame.id,
+            },
     });
     this.relaying ??= this.hub.store.relay === undefined ? this.relay() : nextTurn().then(() => this.relay());
   }

@@ -69,6 +69,11 @@ export interface StoredMessage {
   from: string;
   text: string;
   ts: number;
+  /**
+   * The `id` the client gave its request, if any: a resend after a resume on another node is
+   * recognised from the history and not delivered twice.
+   */
+  requestId?: string;
 }
 
 /** Rooms and their bounded histories. */
