@@ -1256,16 +1256,20 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   }
 
   /**
-   * This node's heartbeat, and the detection of a store that lost its data: when this node's own
-   * heartbeat vanished before its ttl, or the store could not be reached for a while, every local
-   * session puts back what it keeps in the store (see `Session.restoreAfterStoreLoss`).
+   * This node's heartbeat, and the detection of a store that lost its data or of a node that was
+   * taken for dead: when this node's own heartbeat vanished before its ttl, or the store could
+   * not be reached for a while, or this node itself was silent past its ttl (frozen, e.g.
+   * SIGSTOP or a long GC pause: the other nodes took it for dead, dropped its pool entries and
+   * closed its rooms), every local session puts back what it keeps in the store (see
+   * `Session.reconcile`).
    */
   private async beat(): Promise<void> {
     const ttl = this.settings.nodeHeartbeatMs * 3;
     const startedAt = this.settings.now();
     let lost = false;
+    const last = this.lastBeatAt;
+    const silent = last !== undefined && startedAt - last >= ttl;
     try {
-      const last = this.lastBeatAt;
       if (last !== undefined && startedAt - last < ttl - this.settings.nodeHeartbeatMs / 2) {
         lost = !(await this.store.nodes.alive([this.nodeId])).has(this.nodeId);
       }
@@ -1275,10 +1279,11 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       throw error;
     }
     this.lastBeatAt = startedAt;
-    if (lost || this.storeTrouble) {
+    if (lost || silent || this.storeTrouble) {
       this.storeTrouble = false;
       if (lost) this.logger.warn({ nodeId: this.nodeId }, "the store lost its data: restoring sessions");
-      for (const s of this.sessions.values()) s.restoreAfterStoreLoss();
+      if (silent) this.logger.warn({ nodeId: this.nodeId }, "this node was silent past its heartbeat ttl");
+      for (const s of this.sessions.values()) s.reconcile();
     }
   }
 

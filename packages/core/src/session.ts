@@ -1142,12 +1142,14 @@ export class Session {
   }
 
   /**
-   * The store lost data (it restarted empty, or failed over to an empty replica): put back what
-   * this session keeps there. The record is saved again, a waiting session goes back in the pool
-   * (same place in the queue) and searches again, and a room the store no longer has ends with
-   * `lost` for both members. Frames kept for an away session in the lost mailbox are gone.
+   * The store may have lost what this session keeps there (it restarted empty, or failed over to
+   * an empty replica), or the other nodes took this node for dead (it was frozen) and dropped its
+   * pool entries and closed its rooms: put back what is missing. The record is saved again, a
+   * waiting session goes back in the pool (same place in the queue) and searches again, and a
+   * room the store no longer has ends with `lost` for both members. Frames kept for an away
+   * session in a lost mailbox are gone.
    */
-  restoreAfterStoreLoss(): void {
+  reconcile(): void {
     this.schedule(async () => {
       if (this.closed) return;
       if (this.persisted) this.persist();
