@@ -1,0 +1,134 @@
+// Crash faults with messages in flight both ways, on one Redis and on a three-master Redis
+// Cluster: nodes are hubs in this process, each with its own Redis client as an app's nodes
+// would have, and a crash is `hub.halt()` with its sockets cut (no close frames, nothing told).
+// What must hold: every acked message reaches the other side once and in order after a resume,
+// and a late resume of a dead node's session gets a fresh session. (examples/cluster runs the
+// same with real processes and SIGKILL/SIGSTOP.)
+import type { WhisperOptions } from "@whisperchat/core";
+import type { ClusterNode } from "@whisperchat/core/testing";
+import { expectFrame } from "@whisperchat/core/testing";
+import { createRedisStore, type RedisClient } from "@whisperchat/store-redis";
+import { Cluster, Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { Chatter, deliveryProblems } from "../../adapter-ws/test/chatter.js";
+import { startWsClusterNode, wrapClient } from "../../adapter-ws/test/harness.js";
+import { deleteUnder, REDIS_URL, redisUp, testPrefix } from "./redis.js";
+import { hasRedisServer, startCluster, type TestCluster } from "./servers.js";
+
+type Kind = "single" | "cluster";
+let cluster: TestCluster | undefined;
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+
+beforeAll(async () => {
+  if (hasRedisServer) cluster = await startCluster();
+}, 30_000);
+afterAll(async () => {
+  await cluster?.stop();
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function client(kind: Kind): RedisClient {
+  const c =
+    kind === "single"
+      ? new Redis(REDIS_URL, { maxRetriesPerRequest: 1 })
+      : new Cluster(
+          (cluster?.ports ?? []).map((port) => ({ host: "127.0.0.1", port })),
+          { redisOptions: { maxRetriesPerRequest: 1 } },
+        );
+  c.on("error", () => {});
+  return c;
+}
+
+/** Two nodes on one store (each with its own client); cleaned up after the test. */
+async function twoNodes(kind: Kind, options: Partial<WhisperOptions>): Promise<[ClusterNode, ClusterNode]> {
+  const keyPrefix = testPrefix();
+  const nodes: ClusterNode[] = [];
+  for (let i = 0; i < 2; i++) {
+    const c = client(kind);
+    const store = createRedisStore({ client: c, keyPrefix });
+    const node = await startWsClusterNode(store, options);
+    nodes.push(node);
+    cleanups.push(async () => {
+      await node.close().catch(() => undefined);
+      await store.close();
+      await deleteUnder(c, keyPrefix);
+      c.disconnect();
+    });
+  }
+  return nodes as [ClusterNode, ClusterNode];
+}
+
+const FAST = { capacity: 1000, ratePerSec: 1000 };
+const urlOf = (node: ClusterNode) => (node as unknown as { url: string }).url;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const kinds: Kind[] = [
+  ...(redisUp ? (["single"] as const) : []),
+  ...(hasRedisServer ? (["cluster"] as const) : []),
+];
+
+describe.each(kinds)("crash faults (%s Redis)", (kind) => {
+  it("a node crashes mid-stream: after the resume elsewhere nothing acked is lost, duplicated or reordered", async () => {
+    const [n1, n2] = await twoNodes(kind, {
+      resumeGraceMs: 20_000,
+      messageRate: FAST,
+      userMessageRate: FAST,
+      nodeHeartbeatMs: 500,
+    });
+    const a = new Chatter(urlOf(n1), "a");
+    const b = new Chatter(urlOf(n2), "b");
+    cleanups.push(() => a.close());
+    await Promise.all([a.welcomed, b.welcomed]);
+    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await a.waitFor((f) => f.type === "waiting");
+    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
+    await a.waitFor((f) => f.type === "matched");
+    await b.waitFor((f) => f.type === "matched");
+    a.streaming = true;
+    b.streaming = true;
+    await sleep(300);
+    // b's connection dies with frames on the wire: the node wrote them, they never arrive.
+    b.deaf = true;
+    b.streaming = false;
+    await sleep(100);
+    await n2.crash();
+    await sleep(300); // a goes on sending while b's node is gone
+    const b2 = new Chatter(
+      `${urlOf(n1)}?resume=${b.resumeToken}&last=${encodeURIComponent(b.cursor())}`,
+      "b",
+      b,
+    );
+    cleanups.push(() => b2.close());
+    expect((await b2.welcomed).resumed).toBe(true);
+    b2.resendUnacked();
+    b2.streaming = true;
+    await sleep(400);
+    a.streaming = false;
+    b2.streaming = false;
+    await sleep(1000);
+    expect(deliveryProblems(a, b2)).toEqual([]);
+    expect(deliveryProblems(b2, a)).toEqual([]);
+  }, 30_000);
+
+  it("the partner of a crashed node is told away, then left at the grace; a late resume gets a fresh session", async () => {
+    const [n1, n2] = await twoNodes(kind, { resumeGraceMs: 800, nodeHeartbeatMs: 200 });
+    const a = wrapClient(new WebSocket(urlOf(n1)));
+    const b = wrapClient(new WebSocket(urlOf(n2)));
+    cleanups.push(() => a.close());
+    await expectFrame(a, "welcome");
+    const bw = await expectFrame(b, "welcome");
+    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await expectFrame(a, "waiting");
+    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
+    await expectFrame(a, "matched");
+    await n2.crash();
+    await expectFrame(a, "partner_away", 5000);
+    expect((await expectFrame(a, "partner_left", 5000)).reason).toBe("disconnected");
+    const late = wrapClient(new WebSocket(`${urlOf(n1)}?resume=${bw.resumeToken}`));
+    cleanups.push(() => late.close());
+    expect((await expectFrame(late, "welcome")).resumed).toBe(false);
+  }, 30_000);
+});
