@@ -1,6 +1,10 @@
 // Redis restarted empty under a running node: rooms, the pool and session records are gone.
 // Members of a lost room are told (`partner_left` `lost`), waiting sessions go back in the pool,
 // and new pairs work.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { ServerFrame } from "@whisperchat/core";
 import { expectFrame, type TestClient } from "@whisperchat/core/testing";
 import { createRedisStore } from "@whisperchat/store-redis";
@@ -84,5 +88,45 @@ describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", (
     await expectFrame(a, "matched");
     a.send({ type: "message", text: "again", id: "m" });
     expect((await expectFrame(a, "ack")).id).toBe("m");
+  }, 30_000);
+
+  it("restarted with its data (append-only file): rooms and the pool carry on, nobody is told anything", async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "whisper-aof-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir];
+    let server = await startRedis(port, args);
+    cleanups.push(() => stopRedis(server));
+    const client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    client.on("error", () => {});
+    cleanups.push(() => client.disconnect());
+    const store = createRedisStore({ client, keyPrefix: "test:kept:", onError: () => {} });
+    const h = await startWsHarness({ store, nodeHeartbeatMs: 200 }, {}, { closeStore: false });
+    cleanups.push(() => store.close());
+    cleanups.push(() => h.close());
+
+    const a = await joined(h);
+    const b = await joined(h);
+    await expectFrame(a, "matched");
+    await expectFrame(b, "matched");
+    const c = await h.connect();
+    await expectFrame(c, "welcome");
+    c.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
+    await expectFrame(c, "waiting");
+
+    await stopRedis(server); // SIGKILL: what is on disk is what an fsync'd AOF kept
+    server = await startRedis(port, args);
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // a few heartbeats after the restart
+
+    a.send({ type: "message", text: "still here", id: "m" });
+    expect((await expectFrame(a, "ack", 8000)).id).toBe("m");
+    expect((await expectFrame(b, "message")).text).toBe("still here");
+    const d = await h.connect();
+    await expectFrame(d, "welcome");
+    d.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
+    await expectFrame(d, "waiting");
+    await expectFrame(d, "matched", 8000);
+    await expectFrame(c, "matched", 8000);
+    for (const x of [a, b, c]) expect(x.pending().filter((f) => f.type === "partner_left")).toEqual([]);
   }, 30_000);
 });
