@@ -1044,11 +1044,33 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     if (dead.confirmed.size === 0 && dead.suspected.size === 0) return entries;
     const keep: PoolEntry[] = [];
     for (const e of entries) {
-      if (dead.confirmed.has(e.nodeId)) await this.store.pool.remove(e.sessionId);
+      if (dead.confirmed.has(e.nodeId)) {
+        await this.store.pool.remove(e.sessionId);
+        // The session waited on a dead node: it ends at its grace unless it resumes elsewhere.
+        const timer = setTimeout(() => {
+          this.endOrphan(sessionOfPoolKey(e.sessionId), e.nodeId).catch((error) =>
+            this.emit("error", { error, sessionId: undefined }),
+          );
+        }, this.settings.limits.resumeGraceMs);
+        timer.unref();
+      }
       else if (dead.suspected.has(e.nodeId)) deferred.later = true;
       else keep.push(e);
     }
     return keep;
+  }
+
+  /**
+   * @internal Ends a session of a dead node whose grace is over: its record and mailbox go, so a
+   * late resume gets a fresh session. Nothing happens if it resumed elsewhere meanwhile (its
+   * record names another node) or its node is alive after all.
+   */
+  async endOrphan(sessionId: string, deadNode: string): Promise<void> {
+    if (this.closing) return;
+    const record = await this.store.sessions.get(sessionId);
+    if (record === undefined || record.nodeId !== deadNode) return;
+    if ((await this.store.nodes.alive([deadNode])).has(deadNode)) return;
+    await Promise.all([this.store.sessions.delete(sessionId), this.store.mailbox.drain(sessionId)]);
   }
 
   /**

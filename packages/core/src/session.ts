@@ -1174,6 +1174,8 @@ export class Session {
     this.partnerLostTimer = setTimeout(() => {
       if (this.roomId !== roomId || this.closed) return;
       this.run(this.hub.closeRoom(roomId, partner.sessionId, "disconnected"));
+      // Its grace is over: the dead node's session ends like any other (no late resume).
+      this.run(this.hub.endOrphan(partner.sessionId, partner.nodeId));
     }, this.settings.limits.resumeGraceMs);
     this.partnerLostTimer.unref();
   }

@@ -131,4 +131,24 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
     cleanups.push(() => late.close());
     expect((await expectFrame(late, "welcome")).resumed).toBe(false);
   }, 30_000);
+
+  it("a session that was waiting on a crashed node ends at its grace: a late resume gets a fresh session", async () => {
+    const [n1, n2] = await twoNodes(kind, { resumeGraceMs: 600, nodeHeartbeatMs: 200 });
+    const c = wrapClient(new WebSocket(urlOf(n2)));
+    const cw = await expectFrame(c, "welcome");
+    c.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await expectFrame(c, "waiting");
+    await n2.crash();
+    await sleep(1200); // its heartbeat expires
+    const a = wrapClient(new WebSocket(urlOf(n1)));
+    cleanups.push(() => a.close());
+    await expectFrame(a, "welcome");
+    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await expectFrame(a, "waiting");
+    await sleep(1500); // a's search drops c's entry, and c's grace runs out
+    await expect(expectFrame(a, "matched", 200)).rejects.toThrow();
+    const late = wrapClient(new WebSocket(`${urlOf(n1)}?resume=${cw.resumeToken}`));
+    cleanups.push(() => late.close());
+    expect((await expectFrame(late, "welcome")).resumed).toBe(false);
+  }, 30_000);
 });
