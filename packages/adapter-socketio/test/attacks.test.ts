@@ -1,10 +1,8 @@
 // Attacks on the Socket.IO transport, each reproduced over real sockets: what a hostile client
 // did to the server, and the bound or behaviour that now holds. The twin of adapter-ws's
 // attacks.test.ts; keep them together, so that a regression shows up by name.
-import { existsSync, readdirSync } from "node:fs";
 import { Agent, get as httpGet } from "node:http";
-import type { AddressInfo } from "node:net";
-import { type Socket, connect as tcpConnect } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { ErrorFrame, Handshake, Identity, ServerFrame, Store, WhisperOptions } from "@whisperchat/core";
 import { WhisperError } from "@whisperchat/core";
 import { expectFrame, type TestClient } from "@whisperchat/core/testing";
@@ -12,6 +10,15 @@ import { createMemoryStore } from "@whisperchat/store-memory";
 import { createRedisStore } from "@whisperchat/store-redis";
 import { io as connectSocket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
+import {
+  answerOf,
+  eventually,
+  fdCount,
+  hasProcFd,
+  rawSocket as kitRawSocket,
+  sleep,
+  upgradeLines,
+} from "../../adapter-ws/test/attack-kit.js";
 import { deleteUnder, connect as redisClient, redisUp, testPrefix } from "../../store-redis/test/redis.js";
 import { attachSocketIo } from "../src/index.js";
 import { type SioHarness, startSocketIoHarness } from "./harness.js";
@@ -47,63 +54,24 @@ async function start(...args: Parameters<typeof startSocketIoHarness>): Promise<
   return h;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const portOf = (h: SioHarness) => (h.server.address() as AddressInfo).port;
 const HERE = { lat: 52.52, lng: 13.405 };
-
-/** Open file descriptors of this process (the server runs in it). */
-function fdCount(): number {
-  return readdirSync("/proc/self/fd").length;
-}
-const hasProcFd = existsSync("/proc/self/fd");
-
-/** Polls `check` until it holds or `ms` pass; resolves whether it held. */
-async function eventually(check: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await sleep(25);
-  }
-}
 
 /** Resolves `promise`'s value, or `"timeout"` if it has not settled after `ms`. */
 function within<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
   return Promise.race([promise, sleep(ms).then(() => "timeout" as const)]);
 }
 
-/** A raw TCP connection to the harness that sends `lines` as one HTTP request head. */
+/** A raw TCP connection to the harness (destroyed after the test). */
 function rawSocket(port: number, lines: string[]): Socket {
-  const socket = tcpConnect(port, "127.0.0.1", () => socket.write(`${lines.join("\r\n")}\r\n\r\n`));
+  const socket = kitRawSocket(port, lines);
   rawSockets.add(socket);
-  socket.on("error", () => undefined);
   return socket;
 }
 
 /** Sends a raw HTTP request; resolves what came back once the server closed or `waitMs` passed. */
 function rawRequest(port: number, lines: string[], waitMs = 3000): Promise<{ data: string; socket: Socket }> {
-  return new Promise((resolve) => {
-    const socket = rawSocket(port, lines);
-    let data = "";
-    socket.on("data", (d) => {
-      data += d.toString();
-    });
-    const done = () => resolve({ data, socket });
-    socket.on("close", done);
-    setTimeout(done, waitMs).unref();
-  });
-}
-
-function upgradeLines(path: string, extra: string[] = []): string[] {
-  return [
-    `GET ${path} HTTP/1.1`,
-    "Host: 127.0.0.1",
-    "Upgrade: websocket",
-    "Connection: Upgrade",
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-    "Sec-WebSocket-Version: 13",
-    ...extra,
-  ];
+  return answerOf(rawSocket(port, lines), waitMs);
 }
 
 /** Sends a raw HTTP request; resolves the first bytes of the answer ("" if closed without one). */

@@ -1,7 +1,6 @@
 // Attacks on the ws transport, each reproduced over real sockets: what a hostile client did to
 // the server, and the bound or behaviour that now holds. Keep them together, so that a
 // regression shows up by name.
-import { existsSync, readdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { type Socket, connect as tcpConnect } from "node:net";
 import type { ErrorFrame, Handshake, Identity, ServerFrame, Store, WhisperOptions } from "@whisperchat/core";
@@ -11,6 +10,7 @@ import { createMemoryStore } from "@whisperchat/store-memory";
 import { createRedisStore } from "@whisperchat/store-redis";
 import { afterEach, describe, expect, it } from "vitest";
 import { deleteUnder, connect as redisClient, redisUp, testPrefix } from "../../store-redis/test/redis.js";
+import { answerOf, eventually, fdCount, hasProcFd, rawSocket, sleep, upgradeLines } from "./attack-kit.js";
 import { startWsHarness, type WsHarness } from "./harness.js";
 
 const harnesses: WsHarness[] = [];
@@ -26,51 +26,12 @@ async function start(...args: Parameters<typeof startWsHarness>): Promise<WsHarn
   return h;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const portOf = (h: WsHarness) => (h.server.address() as AddressInfo).port;
 const HERE = { lat: 52.52, lng: 13.405 };
 
-/** Open file descriptors of this process (the server runs in it). */
-function fdCount(): number {
-  return readdirSync("/proc/self/fd").length;
-}
-const hasProcFd = existsSync("/proc/self/fd");
-
-/** Polls `check` until it holds or `ms` pass; resolves whether it held. */
-async function eventually(check: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await sleep(25);
-  }
-}
-
 /** Sends a raw HTTP request; resolves what came back once the server closed or `waitMs` passed. */
 function rawRequest(port: number, lines: string[], waitMs = 3000): Promise<{ data: string; socket: Socket }> {
-  return new Promise((resolve) => {
-    const socket = tcpConnect(port, "127.0.0.1", () => socket.write(`${lines.join("\r\n")}\r\n\r\n`));
-    let data = "";
-    socket.on("data", (d) => {
-      data += d.toString();
-    });
-    socket.on("error", () => undefined);
-    const done = () => resolve({ data, socket });
-    socket.on("close", done);
-    setTimeout(done, waitMs).unref();
-  });
-}
-
-function upgradeLines(path: string, extra: string[] = []): string[] {
-  return [
-    `GET ${path} HTTP/1.1`,
-    "Host: 127.0.0.1",
-    "Upgrade: websocket",
-    "Connection: Upgrade",
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-    "Sec-WebSocket-Version: 13",
-    ...extra,
-  ];
+  return answerOf(rawSocket(port, lines), waitMs);
 }
 
 /** Token scheme of these tests: `u:<userId>[:<expiresAt>]`; no token is a guest. */
