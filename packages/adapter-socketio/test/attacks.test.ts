@@ -5,7 +5,7 @@ import { Agent, get as httpGet } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { ErrorFrame, Handshake, Identity, ServerFrame, Store, WhisperOptions } from "@whisperchat/core";
 import { WhisperError } from "@whisperchat/core";
-import { expectFrame, type TestClient } from "@whisperchat/core/testing";
+import { expectFrame } from "@whisperchat/core/testing";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { createRedisStore } from "@whisperchat/store-redis";
 import { io as connectSocket } from "socket.io-client";
@@ -19,9 +19,10 @@ import {
   sleep,
   upgradeLines,
 } from "../../adapter-ws/test/attack-kit.js";
+import { pair, resumeAttacks, welcome } from "../../adapter-ws/test/resume-attacks.js";
 import { deleteUnder, connect as redisClient, redisUp, testPrefix } from "../../store-redis/test/redis.js";
 import { attachSocketIo } from "../src/index.js";
-import { type SioHarness, startSocketIoHarness } from "./harness.js";
+import { type SioHarness, type SioTestClient, startSocketIoHarness } from "./harness.js";
 
 const harnesses: SioHarness[] = [];
 const cleanups: (() => unknown)[] = [];
@@ -131,26 +132,7 @@ function tokenAuth(delayMs = 0): WhisperOptions["authenticate"] {
   };
 }
 
-async function welcome(c: TestClient): Promise<Extract<ServerFrame, { type: "welcome" }>> {
-  return expectFrame(c, "welcome");
-}
-
 type Params = { token?: string; resume?: string };
-
-/** Two clients in one room; resolves them with their resume tokens. */
-async function pair(h: SioHarness, params: [Params?, Params?] = []) {
-  const a = await h.connect(params[0]);
-  const aw = await welcome(a);
-  const b = await h.connect(params[1]);
-  const bw = await welcome(b);
-  a.send({ type: "join", location: HERE, rangeKm: 5 });
-  await expectFrame(a, "waiting");
-  b.send({ type: "join", location: HERE, rangeKm: 5 });
-  await expectFrame(b, "waiting");
-  await expectFrame(a, "matched");
-  await expectFrame(b, "matched");
-  return { a, b, aToken: aw.resumeToken, bToken: bw.resumeToken, aId: aw.sessionId };
-}
 
 /**
  * Starts a Socket.IO connection resuming with `resumeToken` and closes it once the (slow)
@@ -297,103 +279,15 @@ describe("attack: Engine.IO handshake floods", () => {
 });
 
 describe.each(storeKinds)("attack: resume handshakes (%s store)", (kind) => {
-  const opts = async (extra: Partial<WhisperOptions> = {}): Promise<Partial<WhisperOptions>> => ({
-    store: await makeStore(kind),
-    authenticate: tokenAuth(150),
-    ...extra,
-  });
-
-  it("a resume cut off mid-handshake leaves the live session with its connection, and its token valid", async () => {
-    const h = await start(await opts());
-    const { a, b, aToken } = await pair(h);
-    await resumeCutMidHandshake(h, aToken);
-    await sleep(300); // the admission finished after the socket was gone
-    expect(a.socket.connected).toBe(true);
-    expect(a.closeEvent()).toBeUndefined();
-    a.send({ type: "message", text: "still here", id: "m1" });
-    expect((await expectFrame(a, "ack")).id).toBe("m1");
-    expect((await expectFrame(b, "message")).text).toBe("still here");
-    // The owner's own resume with the same token works.
-    const again = await h.connect({ resume: aToken });
-    expect((await welcome(again)).resumed).toBe(true);
-    expect(await a.closed).toBe(4001);
-  });
-
-  it("a resume cut off mid-handshake of an away session: the partner is told partner_left at the grace", async () => {
-    const h = await start(await opts({ resumeGraceMs: 400 }));
-    const { a, b, aToken } = await pair(h);
-    await a.drop();
-    await expectFrame(b, "partner_away");
-    await resumeCutMidHandshake(h, aToken);
-    const left = await expectFrame(b, "partner_left", 3000);
-    expect(left.reason).toBe("disconnected");
-    expect(await eventually(async () => (await h.hub.stats()).sessions === 1)).toBe(true);
-  });
-
-  it("a resume cut off mid-handshake of a waiting session does not trap the next user", async () => {
-    const h = await start(await opts());
-    const a = await h.connect();
-    const aw = await welcome(a);
-    a.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(a, "waiting");
-    await resumeCutMidHandshake(h, aw.resumeToken);
-    await sleep(300);
-    const c = await h.connect();
-    await welcome(c);
-    c.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(c, "waiting");
-    await expectFrame(c, "matched");
-    await expectFrame(a, "matched");
-    a.send({ type: "message", text: "hi" });
-    expect((await expectFrame(c, "message")).text).toBe("hi");
-    expect(c.pending().some((f) => f.type === "partner_away")).toBe(false);
-  });
-
-  it("taking over a live waiting session leaves one pool entry: only one newcomer is matched with it", async () => {
-    const h = await start(await opts());
-    const a = await h.connect();
-    const aw = await welcome(a);
-    a.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(a, "waiting");
-    const a2 = await h.connect({ resume: aw.resumeToken });
-    expect((await welcome(a2)).resumed).toBe(true);
-    expect(await a.closed).toBe(4001);
-    expect(await eventually(async () => (await h.hub.store.pool.size()) === 1, 1000)).toBe(true);
-    await sleep(100);
-    expect(await h.hub.store.pool.size()).toBe(1);
-    const b = await h.connect();
-    await welcome(b);
-    b.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(b, "waiting");
-    await expectFrame(b, "matched");
-    const c = await h.connect();
-    await welcome(c);
-    c.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(c, "waiting");
-    await expect(expectFrame(c, "matched", 500)).rejects.toThrow();
-  });
-
-  it("a resume with another user's token is refused and does not burn the owner's token", async () => {
-    const h = await start(await opts());
-    const { a, b, aToken } = await pair(h, [{ token: "u:alice" }, { token: "u:bob" }]);
-    await a.drop();
-    await expectFrame(b, "partner_away");
-    const mallory = await h.connect({ token: "u:mallory", resume: aToken });
-    expect((await welcome(mallory)).resumed).toBe(false);
-    const owner = await h.connect({ token: "u:alice", resume: aToken });
-    expect((await welcome(owner)).resumed).toBe(true);
-  });
-
-  it("a guest cannot resume a registered user's session, and that attempt burns nothing", async () => {
-    const h = await start(await opts());
-    const { a, aToken } = await pair(h, [{ token: "u:alice" }, { token: "u:bob" }]);
-    await a.drop();
-    const guest = await h.connect({ resume: aToken });
-    const gw = await welcome(guest);
-    expect(gw.resumed).toBe(false);
-    expect(gw.user.userId).not.toBe("alice");
-    const owner = await h.connect({ token: "u:alice", resume: aToken });
-    expect((await welcome(owner)).resumed).toBe(true);
+  resumeAttacks({
+    start: (hubOptions) => start(hubOptions),
+    options: async () => ({ store: await makeStore(kind), authenticate: tokenAuth(150) }),
+    cutMidHandshake: (h, resumeToken) => resumeCutMidHandshake(h, resumeToken),
+    stillOpen: (client) => {
+      const c = client as SioTestClient;
+      expect(c.socket.connected).toBe(true);
+      expect(c.closeEvent()).toBeUndefined();
+    },
   });
 });
 

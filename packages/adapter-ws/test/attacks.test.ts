@@ -5,13 +5,14 @@ import type { AddressInfo } from "node:net";
 import { type Socket, connect as tcpConnect } from "node:net";
 import type { ErrorFrame, Handshake, Identity, ServerFrame, Store, WhisperOptions } from "@whisperchat/core";
 import { WhisperError } from "@whisperchat/core";
-import { expectFrame, type TestClient } from "@whisperchat/core/testing";
+import { expectFrame } from "@whisperchat/core/testing";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { createRedisStore } from "@whisperchat/store-redis";
 import { afterEach, describe, expect, it } from "vitest";
 import { deleteUnder, connect as redisClient, redisUp, testPrefix } from "../../store-redis/test/redis.js";
 import { answerOf, eventually, fdCount, hasProcFd, rawSocket, sleep, upgradeLines } from "./attack-kit.js";
 import { startWsHarness, type WsHarness } from "./harness.js";
+import { pair, resumeAttacks, welcome } from "./resume-attacks.js";
 
 const harnesses: WsHarness[] = [];
 const cleanups: (() => Promise<void>)[] = [];
@@ -45,25 +46,6 @@ function tokenAuth(delayMs = 0): WhisperOptions["authenticate"] {
     if (exp !== undefined) identity.expiresAt = Number(exp);
     return identity;
   };
-}
-
-async function welcome(c: TestClient): Promise<Extract<ServerFrame, { type: "welcome" }>> {
-  return expectFrame(c, "welcome");
-}
-
-/** Two clients in one room; resolves them with their resume tokens. */
-async function pair(h: WsHarness, params: [Record<string, string>?, Record<string, string>?] = []) {
-  const a = await h.connect(params[0]);
-  const aw = await welcome(a);
-  const b = await h.connect(params[1]);
-  const bw = await welcome(b);
-  a.send({ type: "join", location: HERE, rangeKm: 5 });
-  await expectFrame(a, "waiting");
-  b.send({ type: "join", location: HERE, rangeKm: 5 });
-  await expectFrame(b, "waiting");
-  await expectFrame(a, "matched");
-  await expectFrame(b, "matched");
-  return { a, b, aToken: aw.resumeToken, bToken: bw.resumeToken, aId: aw.sessionId };
 }
 
 /** Starts a resume handshake and cuts the socket before the (slow) admission answers. */
@@ -153,101 +135,10 @@ describe("attack: upgrade requests nobody answers (fd exhaustion)", () => {
 });
 
 describe.each(storeKinds)("attack: resume handshakes (%s store)", (kind) => {
-  const opts = async (extra: Partial<WhisperOptions> = {}): Promise<Partial<WhisperOptions>> => ({
-    store: await makeStore(kind),
-    authenticate: tokenAuth(150),
-    ...extra,
-  });
-
-  it("a resume cut off mid-handshake leaves the live session with its connection, and its token valid", async () => {
-    const h = await start(await opts());
-    const { a, b, aToken } = await pair(h);
-    await resumeCutMidHandshake(h, aToken);
-    await sleep(300); // the admission finished after the socket was gone
-    a.send({ type: "message", text: "still here", id: "m1" });
-    expect((await expectFrame(a, "ack")).id).toBe("m1");
-    expect((await expectFrame(b, "message")).text).toBe("still here");
-    // The owner's own resume with the same token works.
-    const again = await h.connect({ resume: aToken });
-    expect((await welcome(again)).resumed).toBe(true);
-    expect(await a.closed).toBe(4001);
-  });
-
-  it("a resume cut off mid-handshake of an away session: the partner is told partner_left at the grace", async () => {
-    const h = await start(await opts({ resumeGraceMs: 400 }));
-    const { a, b, aToken } = await pair(h);
-    await a.drop();
-    await expectFrame(b, "partner_away");
-    await resumeCutMidHandshake(h, aToken);
-    const left = await expectFrame(b, "partner_left", 3000);
-    expect(left.reason).toBe("disconnected");
-    expect(await eventually(async () => (await h.hub.stats()).sessions === 1)).toBe(true);
-  });
-
-  it("a resume cut off mid-handshake of a waiting session does not trap the next user", async () => {
-    const h = await start(await opts());
-    const a = await h.connect();
-    const aw = await welcome(a);
-    a.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(a, "waiting");
-    await resumeCutMidHandshake(h, aw.resumeToken);
-    await sleep(300);
-    const c = await h.connect();
-    await welcome(c);
-    c.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(c, "waiting");
-    await expectFrame(c, "matched");
-    await expectFrame(a, "matched");
-    a.send({ type: "message", text: "hi" });
-    expect((await expectFrame(c, "message")).text).toBe("hi");
-    expect(c.pending().some((f) => f.type === "partner_away")).toBe(false);
-  });
-
-  it("taking over a live waiting session leaves one pool entry: only one newcomer is matched with it", async () => {
-    const h = await start(await opts());
-    const a = await h.connect();
-    const aw = await welcome(a);
-    a.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(a, "waiting");
-    const a2 = await h.connect({ resume: aw.resumeToken });
-    expect((await welcome(a2)).resumed).toBe(true);
-    expect(await a.closed).toBe(4001);
-    expect(await eventually(async () => (await h.hub.store.pool.size()) === 1, 1000)).toBe(true);
-    await sleep(100);
-    expect(await h.hub.store.pool.size()).toBe(1);
-    const b = await h.connect();
-    await welcome(b);
-    b.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(b, "waiting");
-    await expectFrame(b, "matched");
-    const c = await h.connect();
-    await welcome(c);
-    c.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(c, "waiting");
-    await expect(expectFrame(c, "matched", 500)).rejects.toThrow();
-  });
-
-  it("a resume with another user's token is refused and does not burn the owner's token", async () => {
-    const h = await start(await opts());
-    const { a, b, aToken } = await pair(h, [{ token: "u:alice" }, { token: "u:bob" }]);
-    await a.drop();
-    await expectFrame(b, "partner_away");
-    const mallory = await h.connect({ token: "u:mallory", resume: aToken });
-    expect((await welcome(mallory)).resumed).toBe(false);
-    const owner = await h.connect({ token: "u:alice", resume: aToken });
-    expect((await welcome(owner)).resumed).toBe(true);
-  });
-
-  it("a guest cannot resume a registered user's session, and that attempt burns nothing", async () => {
-    const h = await start(await opts());
-    const { a, aToken } = await pair(h, [{ token: "u:alice" }, { token: "u:bob" }]);
-    await a.drop();
-    const guest = await h.connect({ resume: aToken });
-    const gw = await welcome(guest);
-    expect(gw.resumed).toBe(false);
-    expect(gw.user.userId).not.toBe("alice");
-    const owner = await h.connect({ token: "u:alice", resume: aToken });
-    expect((await welcome(owner)).resumed).toBe(true);
+  resumeAttacks({
+    start: (hubOptions) => start(hubOptions),
+    options: async () => ({ store: await makeStore(kind), authenticate: tokenAuth(150) }),
+    cutMidHandshake: (h, resumeToken) => resumeCutMidHandshake(h, resumeToken),
   });
 });
 
