@@ -285,10 +285,8 @@ const formatKm = (km) => {
   return `${Number.isInteger(n) ? n : n.toFixed(1)} km`;
 };
 
-const describeDistance = (distanceKm) => {
-  const n = Math.max(1, Math.ceil(Number(distanceKm) || 1));
-  return n <= 1 ? "within 1 km" : `≈ ${n} km away`;
-};
+// The server rounds distances up (to whole steps of its location precision): an upper bound.
+const describeDistance = (distanceKm) => `within ${Math.max(1, Math.ceil(Number(distanceKm) || 1))} km`;
 
 const partnerName = () => {
   const name = app.room?.partner?.name;

@@ -46,6 +46,11 @@ export interface ClientLimits {
   resumeGraceMs: number;
   /** Largest frame the server accepts, in bytes; a larger one closes the connection with 1009. */
   maxPayloadBytes: number;
+  /**
+   * The largest distance between the user's point and the point the server matches with, in km
+   * (also the largest change made to a range; 0: exact).
+   */
+  locationPrecisionKm: number;
 }
 
 /** The public part of a user. */

@@ -12,12 +12,12 @@ import type {
 } from "./connection.js";
 import type { ErrorCode } from "./errors.js";
 import { CloseCode, WhisperError } from "./errors.js";
-import { publicDistanceKm } from "./geo.js";
 import { randomId } from "./ids.js";
 import { assertBucketRule } from "./limiter.js";
 import type { MatchFilter } from "./matcher.js";
 import { searchAndClaim } from "./matcher.js";
 import { type Logger, observedStore, type StoreObserver, silentLogger } from "./observe.js";
+import { type LocationGrid, locationGrid } from "./privacy.js";
 import type { ClientFrameType, ClientLimits, PartnerLeftReason } from "./protocol.js";
 import { type ResumeContext, Session, sessionOfPoolKey } from "./session.js";
 import type {
@@ -91,6 +91,14 @@ export interface WhisperOptions {
   maxMessageChars?: number;
   /** Largest range a client may ask for, in km. @default 20000 */
   maxRangeKm?: number;
+  /**
+   * Location privacy: every point is snapped to the centre of a grid cell before it reaches the
+   * store or the matcher, so that it is never more than this many km from the user's point,
+   * and every range is rounded up to a multiple of it (docs/protocol.md section 6, "Location
+   * privacy"). The default keeps the median error of the best attack above 1 km. `0` matches on
+   * exact points (only for tests and trusted clients). @default 2.5
+   */
+  locationPrecisionKm?: number;
   /** Longest display name, in Unicode code points. @default 32 */
   maxNameChars?: number;
   /** Largest frame a transport accepts, in bytes; adapters read it. Larger frames close 1009. @default 16384 */
@@ -273,6 +281,8 @@ export interface HubSettings {
   readonly maxPendingRequests: number;
   readonly maxSessions: number;
   readonly matchFilter: MatchFilter | undefined;
+  /** The location obfuscation (see `locationPrecisionKm`). */
+  readonly grid: LocationGrid;
   readonly now: () => number;
 }
 
@@ -389,6 +399,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     const requestRate = options.requestRate ?? { capacity: 40, ratePerSec: 20 };
     const typingRate = options.typingRate ?? { capacity: 6, ratePerSec: 2 };
     const authRate = options.authRate ?? { capacity: 3, ratePerSec: 0.2 };
+    const grid = locationGrid(options.locationPrecisionKm ?? 2.5);
     assertBucketRule(requestRate, "requestRate");
     assertBucketRule(typingRate, "typingRate");
     assertBucketRule(authRate, "authRate");
@@ -405,6 +416,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
         messageBurst: messageRate.capacity,
         resumeGraceMs: positive(options.resumeGraceMs, 30_000, "resumeGraceMs", true),
         maxPayloadBytes: positive(options.maxPayloadBytes, 16384, "maxPayloadBytes"),
+        locationPrecisionKm: grid.precisionKm,
       },
       messageRate,
       userMessageRate,
@@ -423,6 +435,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       maxPendingRequests: positive(options.maxPendingRequests, 32, "maxPendingRequests"),
       maxSessions: positive(options.maxSessions, 50_000, "maxSessions"),
       matchFilter: options.matchFilter,
+      grid,
       now: options.now ?? Date.now,
     };
     this.authenticateHook = options.authenticate;
@@ -1010,7 +1023,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     };
     const room: RoomRecord = { roomId, members: [mine, theirs], createdAt: this.settings.now() };
     await this.store.rooms.create(room);
-    const km = publicDistanceKm(distanceKm);
+    const km = this.settings.grid.publicDistanceKm(distanceKm);
     const now = this.settings.now();
     this.emit("matched", {
       ...session.info(),
@@ -1053,8 +1066,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
           );
         }, this.settings.limits.resumeGraceMs);
         timer.unref();
-      }
-      else if (dead.suspected.has(e.nodeId)) deferred.later = true;
+      } else if (dead.suspected.has(e.nodeId)) deferred.later = true;
       else keep.push(e);
     }
     return keep;

@@ -78,6 +78,8 @@ export type { Claimed, MatchFilter } from "./matcher.js";
 export { searchAndClaim } from "./matcher.js";
 export type { Logger, StoreObserver } from "./observe.js";
 export { observedStore, silentLogger } from "./observe.js";
+export type { LocationGrid, ObfuscatedJoin } from "./privacy.js";
+export { locationGrid } from "./privacy.js";
 export type {
   AckFrame,
   AuthFrame,

@@ -109,6 +109,12 @@ export interface ClientLimits {
   resumeGraceMs: number;
   /** Largest frame the transport accepts, in bytes; larger frames close the connection 1009. */
   maxPayloadBytes: number;
+  /**
+   * The largest distance between a user's point and the point matching uses, in km, which is
+   * also the largest change made to a range (0: exact). Pairs within this margin of a range's
+   * edge may go either way.
+   */
+  locationPrecisionKm: number;
 }
 
 /** The public part of a user, as other clients may see it. */

@@ -683,7 +683,13 @@ export class Session {
     if (frame.name !== undefined && this.identity.guest === true) {
       this.identity = { ...this.identity, name: frame.name };
     }
-    const params: JoinParams = { lat: frame.location.lat, lng: frame.location.lng, rangeKm: frame.rangeKm };
+    // The exact point and range go no further: matching, the pool and the session record only
+    // ever see the snapped point and the rounded range (see privacy.ts).
+    const params: JoinParams = this.settings.grid.obfuscate(
+      frame.location.lat,
+      frame.location.lng,
+      frame.rangeKm,
+    );
     if (this.logical === "waiting") {
       // An update: take the entry out first; if it is already gone, we were just claimed.
       const removed = await this.leavePool();

@@ -13,9 +13,9 @@ import {
   type Connection,
   createWhisper,
   haversineKm,
+  locationGrid,
   type MatchFilter,
   type PoolEntry,
-  publicDistanceKm,
   type ServerFrame,
   type SessionLink,
   type WhisperHub,
@@ -23,6 +23,10 @@ import {
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createMemoryStore, type MemoryStore } from "../src/index.js";
+
+/** The hub's location precision in these runs, and the grid the model applies with it. */
+const PRECISION_KM = 1;
+const GRID = locationGrid(PRECISION_KM);
 
 /**
  * Hub bugs this file documents in `describe("known bug")`. While a flag is on, the concurrent
@@ -174,6 +178,7 @@ class World {
       connectRate: { capacity: 1e9, ratePerSec: 1e9 },
       churnRate: { capacity: 1e9, ratePerSec: 1e9 },
       requestRate: { capacity: 1e9, ratePerSec: 1e9 },
+      locationPrecisionKm: PRECISION_KM,
       resumeGraceMs: 0,
       maxPendingRequests: 1_000,
       matchFilter: filter,
@@ -236,7 +241,13 @@ class World {
     const model = this.model(client);
     if (kind !== "ping")
       this.trace.push(`c${this.clients.indexOf(client)} -> ${kind} ${id} ${JSON.stringify(params ?? "")}`);
-    this.requests.set(id, params === undefined ? { kind, session: model } : { kind, params, session: model });
+    // The model knows the points matching uses: the hub snaps each point and rounds each range
+    // (location privacy) before anything else sees them, and so does the model.
+    const used = params === undefined ? undefined : GRID.obfuscate(params.lat, params.lng, params.rangeKm);
+    this.requests.set(
+      id,
+      used === undefined ? { kind, session: model } : { kind, params: used, session: model },
+    );
     if (kind === "join") {
       client.link.receive({
         type: "join",
@@ -499,7 +510,7 @@ class World {
       }
       const d = haversineKm(a.params.lat, a.params.lng, b.params.lat, b.params.lng);
       const inRange = (pa: Params, pb: Params, dist: number) =>
-        dist <= pa.rangeKm && dist <= pb.rangeKm && a.distanceKm === publicDistanceKm(dist);
+        dist <= pa.rangeKm && dist <= pb.rangeKm && a.distanceKm === GRID.publicDistanceKm(dist);
       if (!inRange(a.params, b.params, d) || b.distanceKm !== a.distanceKm) {
         // The known race (see "known bug"): the pair was checked with a point one of them was
         // moving away from, and claimed after the move.

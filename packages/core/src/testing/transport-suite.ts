@@ -164,7 +164,7 @@ export function transportConformance(
     );
 
     t.it("tells each side the partner's name and rounded-up distance, and no coordinates", async () => {
-      const { c: a } = await client();
+      const { c: a, welcome } = await client();
       const { c: b } = await client();
       a.send({ type: "join", location: { lat: 51.5007, lng: -0.1246 }, rangeKm: 20, name: "Ann" });
       await expectFrame(a, "waiting");
@@ -174,7 +174,10 @@ export function transportConformance(
       const ma = await expectFrame(a, "matched");
       assert.equal(ma.partner.name, "Bob");
       assert.equal(mb.partner.name, "Ann");
-      assert.equal(ma.partner.distanceKm, 1); // ~0.45 km rounds up to 1
+      // ~0.45 km apart: rounded up to a whole step (1 km, or the location precision rounded up),
+      // measured between the points matching uses (each within the precision of the real one).
+      assertPublicDistance(ma.partner.distanceKm, 0.45, welcome.limits.locationPrecisionKm);
+      assert.equal(mb.partner.distanceKm, ma.partner.distanceKm);
       for (const f of [ma, mb]) {
         const text = JSON.stringify(f);
         assert.ok(!/lat|lng|51\.50|0\.12|0\.11/.test(text), `coordinates leaked: ${text}`);
@@ -182,9 +185,10 @@ export function transportConformance(
     });
 
     t.it("does not match clients out of each other's range (the smaller range decides)", async () => {
-      const { c: a } = await client();
+      const { c: a, welcome } = await client();
       const { c: b } = await client();
-      // ~11 km apart: inside a's 50 km but outside b's 5 km.
+      // ~11 km apart: inside a's 50 km but outside b's 5 km (and more than twice the location
+      // precision, up to 2.5 km, away from either edge).
       a.send({ type: "join", location: { lat: 40.0, lng: -3.7 }, rangeKm: 50 });
       await expectFrame(a, "waiting");
       b.send({ type: "join", location: { lat: 40.1, lng: -3.7 }, rangeKm: 5 });
@@ -194,7 +198,8 @@ export function transportConformance(
       // b widens its range while waiting: re-checked at once.
       b.send({ type: "join", id: "wider", location: { lat: 40.1, lng: -3.7 }, rangeKm: 20 });
       assert.equal((await expectFrame(b, "waiting")).id, "wider");
-      assert.equal((await expectFrame(b, "matched")).partner.distanceKm, 12);
+      const km = (await expectFrame(b, "matched")).partner.distanceKm;
+      assertPublicDistance(km, 11.12, welcome.limits.locationPrecisionKm);
       await expectFrame(a, "matched");
     });
 
@@ -568,6 +573,23 @@ export function transportConformance(
       assert.equal(refused.status, 400);
     });
   });
+}
+
+/**
+ * A partner distance as the protocol shows it for two points `trueKm` apart: a whole multiple of
+ * the step (1 km, or the location precision rounded up), at least one step, and within twice the
+ * precision (plus the rounding) of the true distance.
+ */
+function assertPublicDistance(km: number, trueKm: number, precisionKm: number): void {
+  const step = Math.max(1, Math.ceil(precisionKm));
+  assert.ok(
+    Number.isInteger(km / step) && km >= step,
+    `distanceKm ${km} is not a whole number of ${step} km steps`,
+  );
+  assert.ok(
+    km >= trueKm - 2 * precisionKm && km <= trueKm + 2 * precisionKm + step,
+    `distanceKm ${km} is too far from ${trueKm} km for a precision of ${precisionKm} km`,
+  );
 }
 
 /** Takes frames until one of `type` arrives; fails on an unexpected `error` frame. */
