@@ -42,6 +42,7 @@ function startWhisper(server: HttpServer): void {
     userMessageRate: UNLIMITED,
     churnRate: UNLIMITED,
     requestRate: UNLIMITED,
+    guestChurnPerAddress: UNLIMITED,
     typingRate: UNLIMITED,
     // Every client comes from 127.0.0.1: the connection limiter would refuse most of them.
     connectRate: UNLIMITED,

@@ -59,6 +59,7 @@ serve({
       userMessageRate: UNLIMITED,
       churnRate: UNLIMITED,
       requestRate: UNLIMITED,
+      guestChurnPerAddress: UNLIMITED,
       typingRate: UNLIMITED,
       connectRate: UNLIMITED,
     });

@@ -40,7 +40,7 @@ export function createChatApp({ log = console.log }: ChatAppOptions = {}): ChatA
   });
   // ...and react to what happens in the chat.
   hub.on("matched", ({ identity, partner, distanceKm }) => {
-    log(`${identity.name} matched ${partner.name}, ~${distanceKm} km apart`);
+    log(`${identity.name} matched ${partner.name}, within ${distanceKm} km`);
   });
 
   return {

@@ -10,7 +10,7 @@ const hub = createWhisper({ store: createMemoryStore() });
 attachWebSocket(hub, { server, path: "/whisper" });
 
 hub.on("matched", ({ identity, partner, distanceKm }) => {
-  console.log(`${identity.name} matched ${partner.name}, ~${distanceKm} km apart`);
+  console.log(`${identity.name} matched ${partner.name}, within ${distanceKm} km`);
 });
 
 server.listen(Number(process.env.PORT ?? 3000), () => {

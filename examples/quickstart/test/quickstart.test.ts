@@ -61,7 +61,7 @@ describe("examples/quickstart", () => {
     expect((await expectFrame(a, "message")).text).toBe("konnichiwa");
     const page = await fetch(url.replace("ws://localhost", "http://127.0.0.1").replace("/whisper", "/"));
     expect(await page.text()).toBe("my app\n");
-    expect(output()).toMatch(/Ben matched Aiko, ~6 km apart|Aiko matched Ben, ~6 km apart/);
+    expect(output()).toMatch(/(Ben matched Aiko|Aiko matched Ben), within \d+ km/);
     await a.close();
     await b.close();
   });

@@ -276,3 +276,20 @@ describe("attack: display names that hide or fake what they say", () => {
     expect((await expectFrame(a, "waiting")).id).toBe("ok");
   });
 });
+
+describe("attack: probing with throwaway guest connections", () => {
+  it("joins of guests share a bucket per address, however many connections they use", async () => {
+    const h = await start({ guestChurnPerAddress: { capacity: 5, ratePerSec: 0.1 } });
+    const answers: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const c = await h.connect(); // a new guest, a new user id, each time
+      await welcome(c);
+      c.send({ type: "join", location: HERE, rangeKm: 5, id: `j${i}` });
+      const f = await c.next();
+      answers.push(f.type === "error" ? f.code : f.type);
+      await c.close();
+    }
+    expect(answers.slice(0, 5)).toEqual(["waiting", "waiting", "waiting", "waiting", "waiting"]);
+    expect(answers.slice(5)).toEqual(["rate_limited", "rate_limited", "rate_limited"]);
+  });
+});

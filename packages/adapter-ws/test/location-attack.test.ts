@@ -156,6 +156,7 @@ async function attack(store: Store, precisionKm: number, victims: number, seed: 
     // The attacker has all the addresses and connections it wants: limits are not the defence here.
     connectRate: { capacity: 1e6, ratePerSec: 1e6 },
     churnRate: { capacity: 1e6, ratePerSec: 1e6 },
+    guestChurnPerAddress: { capacity: 1e6, ratePerSec: 1e6 },
     requestRate: { capacity: 1e6, ratePerSec: 1e6 },
     authenticate: (_handshake, token) =>
       token === "attacker" ? { userId: "attacker", name: "A", roles: [] } : null,

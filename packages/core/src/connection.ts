@@ -52,6 +52,8 @@ export interface Admitted {
   identity: Identity;
   /** The session taken back with the `resume` parameter, if it was valid (opaque to adapters). */
   resume: ResumeTicket | undefined;
+  /** The client's address, as the hub decided it (see the hub option `trustedProxies`). */
+  address: string;
 }
 
 /** A resume that succeeded at admission; `hub.open` completes it. Opaque to adapters. */

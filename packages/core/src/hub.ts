@@ -110,6 +110,12 @@ export interface WhisperOptions {
   /** `join`, `next` and `block` per user: a leaky bucket. @default { capacity: 10, ratePerSec: 1 } */
   churnRate?: BucketRule;
   /**
+   * `join`, `next` and `block` of guests per client address, over all their connections: a
+   * leaky bucket. Every guest connection is a new user, so the per-user bucket alone would not
+   * slow down someone probing with throwaway connections. @default { capacity: 60, ratePerSec: 3 }
+   */
+  guestChurnPerAddress?: BucketRule;
+  /**
    * Every request of a session (any frame type, `typing` included): a leaky bucket kept by the
    * session's node. Refused requests are answered `rate_limited` (a `typing` is dropped) and count
    * towards `floodCloseAfter`. @default { capacity: 40, ratePerSec: 20 }
@@ -267,6 +273,7 @@ export interface HubSettings {
   readonly messageRate: BucketRule;
   readonly userMessageRate: BucketRule;
   readonly churnRate: BucketRule;
+  readonly guestChurnPerAddress: BucketRule;
   readonly requestRate: BucketRule;
   readonly typingRate: BucketRule;
   readonly authRate: BucketRule;
@@ -400,6 +407,8 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     const typingRate = options.typingRate ?? { capacity: 6, ratePerSec: 2 };
     const authRate = options.authRate ?? { capacity: 3, ratePerSec: 0.2 };
     const grid = locationGrid(options.locationPrecisionKm ?? 2.5);
+    const guestChurnPerAddress = options.guestChurnPerAddress ?? { capacity: 60, ratePerSec: 3 };
+    assertBucketRule(guestChurnPerAddress, "guestChurnPerAddress");
     assertBucketRule(requestRate, "requestRate");
     assertBucketRule(typingRate, "typingRate");
     assertBucketRule(authRate, "authRate");
@@ -421,6 +430,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       messageRate,
       userMessageRate,
       churnRate,
+      guestChurnPerAddress,
       requestRate,
       typingRate,
       authRate,
@@ -625,7 +635,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
         return refuse(403, "forbidden", "you are not allowed to connect");
       }
       const ticket = resume === undefined ? undefined : await this.takeBack(resume, identity, last);
-      return { ok: true, identity, resume: ticket };
+      return { ok: true, identity, resume: ticket, address: handshake.remoteAddress };
     } catch (error) {
       if (error instanceof WhisperError && error.code === "unauthorized")
         return refuse(401, "unauthorized", error.message);
@@ -787,6 +797,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       if (!resumed.session.isClosed()) {
         // The old connection (if still open) is closed only now that the new one is here.
         resumed.session.detach(CloseCode.Replaced, "session resumed by another connection");
+        resumed.session.address = admitted.address;
         const from = resumed.fromNode;
         const released =
           from === undefined
@@ -803,6 +814,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     const id = randomId(16);
     const token = `${id}.${randomId(24)}`;
     const session = new Session(this, this.settings, admitted.identity, id, hashToken(token));
+    session.address = admitted.address;
     this.sessions.set(id, session);
     const link = session.attach(connection, token);
     this.emit("sessionOpened", session.info());

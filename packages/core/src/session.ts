@@ -141,6 +141,8 @@ export class Session {
   private relaying: Promise<void> | undefined;
   /** The acks of the latest message ids, so that a resent message is not delivered twice. */
   private recentAcks: Map<string, { messageId: string; ts: number }> | undefined;
+  /** The address of the client's connection (trusted proxies applied); "" when unknown. */
+  address = "";
   /**
    * Whether the session's record was ever saved. A fresh session is saved on its first state
    * change (or drop), so idle connections cost no store write and no stored record.
@@ -662,11 +664,19 @@ export class Session {
   }
 
   private async churn(): Promise<void> {
-    const limit = await this.hub.store.limiter.consume(
+    let limit = await this.hub.store.limiter.consume(
       `churn:${this.identity.userId}`,
       this.settings.churnRate,
       1,
     );
+    if (limit.allowed && this.identity.guest === true && this.address !== "") {
+      // Guests also share a bucket per address: each throwaway connection is a new user.
+      limit = await this.hub.store.limiter.consume(
+        `churnaddr:${this.address}`,
+        this.settings.guestChurnPerAddress,
+        1,
+      );
+    }
     if (!limit.allowed) {
       this.hub.countLimited("churn", this.id);
       throw new WhisperError("rate_limited", "you are joining and skipping too fast", {

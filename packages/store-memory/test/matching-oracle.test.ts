@@ -178,6 +178,7 @@ class World {
       connectRate: { capacity: 1e9, ratePerSec: 1e9 },
       churnRate: { capacity: 1e9, ratePerSec: 1e9 },
       requestRate: { capacity: 1e9, ratePerSec: 1e9 },
+      guestChurnPerAddress: { capacity: 1e9, ratePerSec: 1e9 },
       locationPrecisionKm: PRECISION_KM,
       resumeGraceMs: 0,
       maxPendingRequests: 1_000,
