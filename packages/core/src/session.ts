@@ -114,6 +114,11 @@ export class Session {
   private authBucket: BucketState | undefined;
   /** Whether this session added its current pool entry and has not taken it out since. */
   private inPool = false;
+  /**
+   * The ids of the messages the last resume replayed from the room history (at most the
+   * history's length), so that one arriving later by its route is not delivered twice.
+   */
+  private replayed: Set<string> | undefined;
   /** A pending {@link Session.checkRoomSoon}. */
   private roomCheck: NodeJS.Timeout | undefined;
   /** The key of this session's current pool entry (see {@link sessionOfPoolKey}). */
@@ -394,6 +399,9 @@ export class Session {
     await this.outbox; // frames kept while away are all in the mailbox before it is read
     const missed = await this.hub.store.mailbox.drain(this.id);
     const replayed = await this.replayHistory(resume.lastSeen, resume.released !== undefined);
+    // A message replayed from the history may still be on its way here by its route (routed to
+    // the old node, then found here): it must not be delivered a second time when it arrives.
+    this.replayed = replayed.size > 0 ? replayed : undefined;
     for (const frame of missed) {
       if (frame.type === "message" && replayed.has(frame.messageId)) continue;
       this.applyFrame(frame, undefined, true);
@@ -1022,6 +1030,7 @@ export class Session {
       this.held.push(message);
       return;
     }
+    if (message.frame.type === "message" && this.replayed?.has(message.frame.messageId) === true) return;
     this.applyFrame(message.frame, message, false);
   }
 
