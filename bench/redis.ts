@@ -32,7 +32,7 @@ import { fileURLToPath } from "node:url";
 import { type PoolEntry, searchAndClaim } from "@whisperchat/core";
 import { createRedisStore, type RedisStore } from "@whisperchat/store-redis";
 import type { Redis } from "ioredis";
-import { bundle } from "./lib/bundle.js";
+import { bundle, howRun } from "./lib/bundle.js";
 import type { ClusterKind } from "./lib/cluster-node.js";
 import { NODE_ARGS, spawnWorker, type Worker } from "./lib/ipc.js";
 import { clustered, NEWCOMER_T0, T0, uniform, type Workload } from "./lib/matching-workloads.js";
@@ -614,9 +614,7 @@ notes.push(
     "the servers taking turns. WhisperChat acks each message (after its rate-limit checks, the room's history append and the publish); " +
     "Socket.IO relays with io.to(partnerSocketId).emit through @socket.io/redis-adapter (classic pub/sub). " +
     "Both use ioredis clients with enableAutoPipelining. Redis CPU and commands per message are read from INFO on a Redis others may share: indicative.",
-  fromSource
-    ? "Server and load processes ran the TypeScript sources through tsx (--source)."
-    : "Server and load processes ran JavaScript bundled with esbuild from the sources of this tree.",
+  howRun(fromSource, "Server and load processes"),
 );
 const path = writeResults("redis", rows, { quick, notes });
 log(`wrote ${path}`);

@@ -28,7 +28,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundle } from "./lib/bundle.js";
+import { bundle, howRun } from "./lib/bundle.js";
 import { NODE_ARGS, spawnWorker, type Worker } from "./lib/ipc.js";
 import { isQuick, type ResultRow, row, writeResults } from "./lib/results.js";
 import type { SoakConfig, SoakFigures } from "./lib/soak-load.js";
@@ -473,11 +473,7 @@ if (flood !== undefined) {
       `the node itself holds at most maxBufferedBytes (${mib(maxBuffered)}) of unsent output per connection.`,
   );
 }
-notes.push(
-  fromSource
-    ? "Server and load ran the TypeScript sources through tsx (--source)."
-    : "Server and load ran as JavaScript bundled with esbuild, from the sources of this tree.",
-);
+notes.push(howRun(fromSource, "Server and load"));
 const path = writeResults("soak", rows, { quick, notes });
 log(`wrote ${path}`);
 if (profile) log(`CPU profile of the soak node in ${PROFILE_DIR}`);

@@ -15,6 +15,13 @@ import { build } from "esbuild";
 
 const OUT_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "results", "tmp");
 
+/** The results' note on how `processes` ran: the sources through tsx (`fromSource`), or bundled. */
+export function howRun(fromSource: boolean, processes: string): string {
+  return fromSource
+    ? `${processes} ran the TypeScript sources through tsx (--source).`
+    : `${processes} ran as JavaScript bundled with esbuild, from the sources of this tree.`;
+}
+
 /** Bundles `entry` and resolves the path of the JavaScript file to run with plain `node`. */
 export async function bundle(entry: string): Promise<string> {
   mkdirSync(OUT_DIR, { recursive: true });

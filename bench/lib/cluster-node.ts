@@ -2,13 +2,15 @@
  * One server node of the cross-node relay benchmark (`bench/redis.ts`), in a process of its own
  * so that its CPU time is its own. Two of them run on one Redis. Driven over IPC:
  *
- * - `start({ kind, prefix, nodeId })` starts the node on a loopback port and resolves `{ port }`:
+ * - `start({ kind, prefix, nodeId, port })` starts the node on a loopback port (`port`, or a free
+ *   one when it is not given) and resolves `{ port }`:
  *   - `whisper`: WhisperChat through `@whisperchat/adapter-ws` on `@whisperchat/store-redis`
  *     (key prefix `prefix`), message, churn and connection limits raised out of the way;
  *   - `socketio`: a Socket.IO server with `@socket.io/redis-adapter` (channels under `prefix`).
  *     A client names its partner's socket id with `partner`; each `m` event is relayed with
  *     `io.to(partnerId).emit("m", payload)`, which the adapter routes through Redis when the
  *     partner is on the other node;
+ * - `settings()` resolves the WhisperChat node's `{ nodeHeartbeatMs, resumeGraceMs }`;
  * - `cpu()` resolves this process's CPU time so far (user + system, microseconds);
  * - `mem()` runs a full GC and resolves `process.memoryUsage()`;
  * - `stop()` closes the node and its Redis connections (keys are the coordinator's to delete).
@@ -36,6 +38,7 @@ const CLIENT_OPTIONS = { enableAutoPipelining: true, maxRetriesPerRequest: 1 };
 
 let http: HttpServer | undefined;
 let stopNode: (() => Promise<void>) | undefined;
+let whisper: WhisperHub | undefined;
 
 function startWhisper(server: HttpServer, prefix: string, nodeId: string): () => Promise<void> {
   const client = new Redis(REDIS_URL, CLIENT_OPTIONS);
@@ -47,11 +50,13 @@ function startWhisper(server: HttpServer, prefix: string, nodeId: string): () =>
     userMessageRate: UNLIMITED,
     churnRate: UNLIMITED,
     requestRate: UNLIMITED,
+    guestChurnPerAddress: UNLIMITED,
     typingRate: UNLIMITED,
     // Every client comes from 127.0.0.1: the connection limiter would refuse most of them.
     connectRate: UNLIMITED,
   });
   const ws: WebSocketAdapter = attachWebSocket(hub, { server });
+  whisper = hub;
   return async () => {
     await ws.close();
     await hub.close();
@@ -88,16 +93,26 @@ function startSocketIo(server: HttpServer, prefix: string): () => Promise<void> 
 
 serve({
   async start(arg) {
-    const { kind, prefix, nodeId } = arg as { kind: ClusterKind; prefix: string; nodeId: string };
+    const { kind, prefix, nodeId, port } = arg as {
+      kind: ClusterKind;
+      prefix: string;
+      nodeId: string;
+      port?: number;
+    };
     if (http !== undefined) throw new Error("already started");
     const server = createServer((_req, res) => {
       res.writeHead(404).end();
     });
     server.maxConnections = 100_000;
     stopNode = kind === "whisper" ? startWhisper(server, prefix, nodeId) : startSocketIo(server, prefix);
-    const port = await listenLoopback(server);
+    const listening = await listenLoopback(server, port);
     http = server;
-    return { port };
+    return { port: listening };
+  },
+  settings() {
+    if (whisper === undefined) throw new Error("not a WhisperChat node");
+    const { nodeHeartbeatMs, limits } = whisper.settings;
+    return { nodeHeartbeatMs, resumeGraceMs: limits.resumeGraceMs };
   },
   cpu: cpuMicros,
   mem() {

@@ -133,9 +133,18 @@ export function fullGc(passes = 4): void {
   for (let i = 0; i < passes; i++) gc();
 }
 
-/** Listens on a free loopback port with a deep accept backlog; resolves the port. */
-export async function listenLoopback(server: Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, resolve));
+/**
+ * Listens on loopback with a deep accept backlog, on `port` (by default a free one, e.g. to
+ * restart a killed node where its clients expect it); resolves the port.
+ */
+export async function listenLoopback(server: Server, port = 0): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ port, host: "127.0.0.1", backlog: 4096 }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   return (server.address() as AddressInfo).port;
 }
 

@@ -79,11 +79,49 @@ export async function inBatches<T>(
 // ------------------------------------------------------------------------------------------------
 // WhisperChat: JSON frames; a pair is matched by joining at its own point.
 
-interface Frame {
+/** A server frame, as the load generators read it (the fields they look at). */
+export interface Frame {
   type: string;
+  id?: string;
   text?: string;
   code?: string;
   message?: string;
+  reason?: string;
+  roomId?: string;
+  messageId?: string;
+  sessionId?: string;
+  resumed?: boolean;
+  resumeToken?: string;
+}
+
+/** Uniform in `[range[0], range[1])`. */
+export const rand = (range: readonly [number, number]) => range[0] + Math.random() * (range[1] - range[0]);
+
+/**
+ * The counters of the chatting loads (`soak-load.ts`, `crash-load.ts`): texts sent, acked and
+ * received (`replayed`: received after a resume, sent while away), texts received twice or out
+ * of order, resumes, error frames by code, `partner_left` by reason and `partner_away`.
+ */
+export function chatCounters() {
+  return {
+    sent: 0,
+    acked: 0,
+    delivered: 0,
+    replayed: 0,
+    duplicates: 0,
+    outOfOrder: 0,
+    resumeAttempts: 0,
+    resumeOk: 0,
+    resumeFailed: 0,
+    errors: {} as Record<string, number>,
+    partnerLeft: {} as Record<string, number>,
+    partnerAway: 0,
+  };
+}
+
+/** Counts one more `key` in `map`. */
+export function bump(map: Record<string, number>, key: string): void {
+  map[key] = (map[key] ?? 0) + 1;
 }
 
 export class WhisperClient implements Client {
@@ -156,7 +194,7 @@ export class WhisperClient implements Client {
  * Pair `i` joins at its own point, cells about 50 km apart with a 1 km range, so that each pair
  * can only match itself.
  */
-function pairPoint(i: number): { lat: number; lng: number } {
+export function pairPoint(i: number): { lat: number; lng: number } {
   return { lat: -50 + (i % 200) * 0.5, lng: -170 + Math.floor(i / 200) * 1.5 };
 }
 

@@ -21,7 +21,7 @@
 import { createHistogram, performance } from "node:perf_hooks";
 import { WebSocket } from "ws";
 import { serve } from "./ipc.js";
-import { withTimeout as timeout } from "./load-common.js";
+import { bump, chatCounters, type Frame, rand, withTimeout as timeout } from "./load-common.js";
 
 /** What `start` takes. */
 export interface SoakConfig {
@@ -78,20 +78,8 @@ export interface SoakFigures {
 const CONNECT_BATCH = 100;
 const SETUP_TIMEOUT_MS = 60_000;
 
-const rand = (range: [number, number]) => range[0] + Math.random() * (range[1] - range[0]);
-
 function withTimeout<T>(p: Promise<T>, what: string, ms = SETUP_TIMEOUT_MS): Promise<T> {
   return timeout(p, what, ms);
-}
-
-interface Frame {
-  type: string;
-  id?: string;
-  text?: string;
-  code?: string;
-  reason?: string;
-  resumed?: boolean;
-  resumeToken?: string;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -106,30 +94,15 @@ const seen = new Set<string>();
 
 function blankFigures() {
   return {
-    sent: 0,
-    acked: 0,
-    delivered: 0,
-    replayed: 0,
-    duplicates: 0,
-    outOfOrder: 0,
+    ...chatCounters(),
     coordinates: 0,
-    resumeAttempts: 0,
-    resumeOk: 0,
-    resumeFailed: 0,
-    errors: {} as Record<string, number>,
     requests: 0,
     unexpectedCloses: {} as Record<string, number>,
     actions: {} as Record<string, number>,
     matched: 0,
-    partnerLeft: {} as Record<string, number>,
-    partnerAway: 0,
     partnerBack: 0,
     connects: 0,
   };
-}
-
-function bump(map: Record<string, number>, key: string): void {
-  map[key] = (map[key] ?? 0) + 1;
 }
 
 function cpuNow(): number {
