@@ -1097,7 +1097,12 @@ export class Session {
       this.persist();
     } else if (frame.type === "partner_back") {
       this.clearPartnerLost();
-      if (message?.partner !== undefined) this.partner = message.partner;
+      if (message?.partner !== undefined) {
+        // The partner moved to another node: saved at once, so that a resume of this session on
+        // yet another node (after this node dies) routes to where the partner is, not was.
+        this.partner = message.partner;
+        this.persist();
+      }
     } else if (frame.type === "typing" && this.conn === undefined) {
       return; // not worth keeping
     }
@@ -1195,6 +1200,25 @@ export class Session {
     const { partner, roomId } = this;
     if (this.lostRoom === roomId || partner === undefined || roomId === undefined) return;
     this.lostRoom = roomId;
+    this.run(this.partnerMovedOrLost(partner, roomId));
+  }
+
+  /**
+   * The node this session knows its partner on is dead. The address may just be stale (the
+   * partner moved to another node, and the notice never reached this session's record): its
+   * session record says where it lives now. Only if it is still on the dead node is it lost.
+   */
+  private async partnerMovedOrLost(partner: RoomMember, roomId: string): Promise<void> {
+    const record = await this.hub.store.sessions.get(partner.sessionId);
+    if (this.roomId !== roomId || this.closed) return;
+    if (record !== undefined && record.nodeId !== partner.nodeId) {
+      if ((await this.hub.store.nodes.alive([record.nodeId])).has(record.nodeId) && this.roomId === roomId) {
+        this.partner = { ...partner, nodeId: record.nodeId };
+        this.lostRoom = undefined;
+        this.persist();
+        return;
+      }
+    }
     this.emitOrKeep({ type: "partner_away", roomId });
     this.partnerLostTimer = setTimeout(() => {
       if (this.roomId !== roomId || this.closed) return;

@@ -44,9 +44,14 @@ function client(kind: Kind): RedisClient {
 
 /** Two nodes on one store (each with its own client); cleaned up after the test. */
 async function twoNodes(kind: Kind, options: Partial<WhisperOptions>): Promise<[ClusterNode, ClusterNode]> {
+  return (await nodesOn(kind, options, 2)) as [ClusterNode, ClusterNode];
+}
+
+/** `count` nodes on one store (each with its own client); cleaned up after the test. */
+async function nodesOn(kind: Kind, options: Partial<WhisperOptions>, count: number): Promise<ClusterNode[]> {
   const keyPrefix = testPrefix();
   const nodes: ClusterNode[] = [];
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < count; i++) {
     const c = client(kind);
     const store = createRedisStore({ client: c, keyPrefix });
     const node = await startWsClusterNode(store, options);
@@ -58,7 +63,7 @@ async function twoNodes(kind: Kind, options: Partial<WhisperOptions>): Promise<[
       c.disconnect();
     });
   }
-  return nodes as [ClusterNode, ClusterNode];
+  return nodes;
 }
 
 const FAST = { capacity: 1000, ratePerSec: 1000 };
@@ -150,5 +155,47 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
     const late = wrapClient(new WebSocket(`${urlOf(n1)}?resume=${cw.resumeToken}`));
     cleanups.push(() => late.close());
     expect((await expectFrame(late, "welcome")).resumed).toBe(false);
+  }, 30_000);
+
+  it("after both partners moved through crashes, each knows where the other is: no false partner_away", async () => {
+    const [n1, n2, n3] = (await nodesOn(kind, { resumeGraceMs: 20_000, nodeHeartbeatMs: 200 }, 3)) as [
+      ClusterNode,
+      ClusterNode,
+      ClusterNode,
+    ];
+    const a = wrapClient(new WebSocket(urlOf(n1)));
+    const b = wrapClient(new WebSocket(urlOf(n2)));
+    const aw = await expectFrame(a, "welcome");
+    const bw = await expectFrame(b, "welcome");
+    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await expectFrame(a, "waiting");
+    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
+    await expectFrame(b, "waiting");
+    await expectFrame(a, "matched");
+    await expectFrame(b, "matched");
+    // b's node dies; b comes back on n3: a learns b's new address (partner_back).
+    await n2.crash();
+    const b2 = wrapClient(new WebSocket(`${urlOf(n3)}?resume=${bw.resumeToken}`));
+    cleanups.push(() => b2.close());
+    expect((await expectFrame(b2, "welcome")).resumed).toBe(true);
+    await expectFrame(a, "partner_back", 5000);
+    // Then a's node dies; a comes back on n3 from its stored record.
+    await n1.crash();
+    const a2 = wrapClient(new WebSocket(`${urlOf(n3)}?resume=${aw.resumeToken}`));
+    cleanups.push(() => a2.close());
+    expect((await expectFrame(a2, "welcome")).resumed).toBe(true);
+    await sleep(1500); // several heartbeats: a stale address (dead n2) would be found dead by now
+    expect(a2.pending().filter((f) => f.type === "partner_away")).toEqual([]);
+    a2.send({ type: "message", text: "still together", id: "m" });
+    await expectFrame(a2, "ack");
+    // b2 may first hear that a went away and came back (a's own node died); then the message.
+    for (;;) {
+      const f = await b2.next(5000);
+      if (f.type === "message") {
+        expect(f.text).toBe("still together");
+        break;
+      }
+      expect(["partner_away", "partner_back"]).toContain(f.type);
+    }
   }, 30_000);
 });
