@@ -100,11 +100,11 @@ export interface SocketIoAdapter {
   close(): Promise<void>;
 }
 
-/** `connect_error.data` of a refused connection (PROTOCOL.md section 3). */
+/** `connect_error.data` of a refused connection (docs/protocol.md section 3). */
 export interface RefusalData {
   /** The protocol error code, e.g. `unauthorized` for 401. */
   code: ErrorCode;
-  /** The HTTP status of PROTOCOL.md section 2: 400, 401, 403, 429 or 503. */
+  /** The HTTP status of docs/protocol.md section 2: 400, 401, 403, 429 or 503. */
   status: Refusal["status"];
   /** For 429 and 503 when known: seconds after which trying again makes sense. */
   retryAfterSec?: number;
@@ -130,7 +130,7 @@ export type AckAnswer =
 
 /** Payload of the `close` event the server emits right before it disconnects a socket. */
 export interface CloseEventData {
-  /** A close code of PROTOCOL.md section 2, e.g. 1001 (shutting down) or 1008 (policy). */
+  /** A close code of docs/protocol.md section 2, e.g. 1001 (shutting down) or 1008 (policy). */
   code: number;
   /** A human-readable reason. */
   reason: string;
@@ -149,7 +149,7 @@ const TRANSPORT_CLOSE_CODES: ReadonlySet<number> = new Set([
 const MAX_AUTH_PARAMS = 32;
 
 /**
- * Mounts WhisperChat's Socket.IO transport (PROTOCOL.md section 3) on the app's Socket.IO
+ * Mounts WhisperChat's Socket.IO transport (docs/protocol.md section 3) on the app's Socket.IO
  * server, or on a new one created on its HTTP server.
  *
  * ```ts

@@ -64,7 +64,7 @@ export interface WebSocketAdapter {
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
 
 /**
- * Mounts WhisperChat's WebSocket transport (PROTOCOL.md section 2) on an existing HTTP server.
+ * Mounts WhisperChat's WebSocket transport (docs/protocol.md section 2) on an existing HTTP server.
  *
  * ```ts
  * const server = http.createServer(app);

@@ -7,7 +7,7 @@ import { createMemoryStore } from "@whisperchat/store-memory";
 import { WebSocket } from "ws";
 import { attachWebSocket, type WebSocketAdapter, type WebSocketAdapterOptions } from "../src/index.js";
 
-/** Frames that carried coordinates to a client: must stay empty (PROTOCOL.md, privacy rule). */
+/** Frames that carried coordinates to a client: must stay empty (docs/protocol.md, section 1, privacy rule). */
 export const coordinateLeaks: string[] = [];
 
 /** A ws client that queues every frame it receives. */

@@ -1,5 +1,5 @@
 /**
- * The wire protocol, version 1, as a client sees it (PROTOCOL.md section 2). These types
+ * The wire protocol, version 1, as a client sees it (docs/protocol.md section 2). These types
  * mirror the server's; the package keeps its own copy so that it has no dependencies.
  */
 

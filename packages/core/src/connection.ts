@@ -36,7 +36,7 @@ export interface Handshake {
 /** A refused handshake: the adapter answers with this HTTP status (or transport equivalent). */
 export interface Refusal {
   ok: false;
-  /** 400, 401, 403, 429 or 503 (PROTOCOL.md section 2). */
+  /** 400, 401, 403, 429 or 503 (docs/protocol.md section 2). */
   status: 400 | 401 | 403 | 429 | 503;
   /** The protocol error code that goes with the status. */
   code: ErrorCode;

@@ -1,5 +1,5 @@
 /**
- * Error codes of the wire protocol (PROTOCOL.md section 2), also used as the `code` of
+ * Error codes of the wire protocol (docs/protocol.md section 2), also used as the `code` of
  * {@link WhisperError}.
  */
 export type ErrorCode =
@@ -15,7 +15,7 @@ export type ErrorCode =
   | "unauthorized"
   | "internal";
 
-/** Every error code of the protocol, in the order of PROTOCOL.md. */
+/** Every error code of the protocol, in the order of docs/protocol.md. */
 export const ERROR_CODES: readonly ErrorCode[] = [
   "bad_request",
   "unknown_type",
@@ -30,7 +30,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "internal",
 ];
 
-/** WebSocket close codes of the protocol (PROTOCOL.md section 2, "Close codes"). */
+/** WebSocket close codes of the protocol (docs/protocol.md section 2, "Close codes"). */
 export const CloseCode = {
   /** Normal close. */
   Normal: 1000,

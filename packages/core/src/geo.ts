@@ -20,7 +20,7 @@ export function haversineKm(lat1: number, lng1: number, lat2: number, lng2: numb
 
 /**
  * The distance shown to a partner: rounded UP to a whole kilometre, at least 1, so that a
- * client never learns more precision than that (PROTOCOL.md, privacy rule).
+ * client never learns more precision than that (docs/protocol.md, section 1, privacy rule).
  */
 export function publicDistanceKm(distanceKm: number): number {
   return Math.max(1, Math.ceil(distanceKm));

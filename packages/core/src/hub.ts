@@ -134,7 +134,7 @@ export interface WhisperOptions {
   /** Messages kept in a room's history. @default 100 */
   historyLimit?: number;
   /**
-   * How long a dropped session can be resumed, in ms (PROTOCOL.md section 5); `0` ends a
+   * How long a dropped session can be resumed, in ms (docs/protocol.md section 5); `0` ends a
    * session as soon as its connection drops. @default 30000
    */
   resumeGraceMs?: number;

@@ -78,7 +78,7 @@ export type ClientFrame =
 /** The `type` of a client frame. */
 export type ClientFrameType = ClientFrame["type"];
 
-/** Every client frame type, in the order of PROTOCOL.md. */
+/** Every client frame type, in the order of docs/protocol.md. */
 export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = [
   "join",
   "message",

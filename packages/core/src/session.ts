@@ -27,7 +27,7 @@ import type {
 import { FrameError, parseClientFrame, validateClientFrame } from "./validate.js";
 
 /**
- * The states of a session (DESIGN.md, invariant 1).
+ * The states of a session.
  *
  * ```
  *   idle ──join──> waiting ──matched──> room

@@ -236,7 +236,7 @@ export interface JoinParams {
 
 /**
  * What a session is, kept in the store so that it can be resumed, on this node or another
- * (PROTOCOL.md section 5).
+ * (docs/protocol.md section 5).
  */
 export interface SessionRecord {
   sessionId: string;

@@ -80,7 +80,7 @@ export function parseClientFrame(text: string, limits: ValidationLimits): Client
 /**
  * Validates a decoded client frame and returns it normalised (only the known fields, names
  * NFKC-normalised and trimmed, see {@link validateName}). Throws a {@link WhisperError} whose
- * code follows PROTOCOL.md: wrong JSON types are `bad_request`; a location or range of the
+ * code follows docs/protocol.md: wrong JSON types are `bad_request`; a location or range of the
  * right type but out of bounds (or not finite) is `invalid_location` / `invalid_range`; text
  * over the limit is `too_large`. The request `id`, when usable, is kept in
  * {@link FrameError.requestId}.

@@ -62,7 +62,7 @@ export interface TransportSuiteOptions {
 
 /**
  * The protocol flow over a real transport: welcome, join, waiting, matched, messages with
- * acks, typing, next, leave, block, and every bad input of PROTOCOL.md section 4. Run it for
+ * acks, typing, next, leave, block, and every bad input of docs/protocol.md section 4. Run it for
  * every adapter with a factory of fresh harnesses (a new hub and store each time).
  */
 /** Hub settings a test of the suite needs changed from the defaults. */
