@@ -7,8 +7,8 @@ import { createRedisStore } from "@whisperchat/store-redis";
 import { afterEach, describe, expect, it } from "vitest";
 import { deleteUnder, connect as redisClient, redisUp, testPrefix } from "../../store-redis/test/redis.js";
 import { startWsHarness, type WsHarness } from "./harness.js";
+import { pair } from "./resume-attacks.js";
 
-const HERE = { lat: 48.85, lng: 2.35 };
 let h: WsHarness | undefined;
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -24,22 +24,14 @@ const users = (
 
 /** a blocks b; resolves both user ids. */
 async function block(harness: WsHarness, tokens: [string | undefined, string | undefined]) {
-  const a = await harness.connect(tokens[0] === undefined ? {} : { token: tokens[0] });
-  const aw = await expectFrame(a, "welcome");
-  const b = await harness.connect(tokens[1] === undefined ? {} : { token: tokens[1] });
-  const bw = await expectFrame(b, "welcome");
-  a.send({ type: "join", location: HERE, rangeKm: 5 });
-  await expectFrame(a, "waiting");
-  b.send({ type: "join", location: HERE, rangeKm: 5 });
-  await expectFrame(b, "waiting");
-  await expectFrame(a, "matched");
-  await expectFrame(b, "matched");
+  const as = (token: string | undefined) => (token === undefined ? {} : { token });
+  const { a, b, aUser, bUser } = await pair(harness, [as(tokens[0]), as(tokens[1])]);
   a.send({ type: "block" });
   await expectFrame(a, "waiting");
   await expectFrame(b, "partner_left");
   await a.close();
   await b.close();
-  return { a: aw.user.userId, b: bw.user.userId };
+  return { a: aUser, b: bUser };
 }
 
 describe("exclusions of guests", () => {

@@ -32,7 +32,7 @@ export async function waitingClient(h: TransportHarness, params?: { token?: stri
   return c;
 }
 
-/** Two clients in one room; resolves them with their resume tokens. */
+/** Two clients in one room; resolves them with their resume tokens, user ids and the room. */
 export async function pair<C extends TestClient>(
   h: { connect(params?: { token?: string; resume?: string }): Promise<C> },
   params: [{ token?: string }?, { token?: string }?] = [],
@@ -45,9 +45,18 @@ export async function pair<C extends TestClient>(
   await expectFrame(a, "waiting");
   b.send({ type: "join", location: HERE, rangeKm: 5 });
   await expectFrame(b, "waiting");
-  await expectFrame(a, "matched");
+  const { roomId } = await expectFrame(a, "matched");
   await expectFrame(b, "matched");
-  return { a, b, aToken: aw.resumeToken, bToken: bw.resumeToken, aId: aw.sessionId };
+  return {
+    a,
+    b,
+    roomId,
+    aToken: aw.resumeToken,
+    bToken: bw.resumeToken,
+    aId: aw.sessionId,
+    aUser: aw.user.userId,
+    bUser: bw.user.userId,
+  };
 }
 
 /** The resume attacks, as `it` blocks (call inside a `describe`). */

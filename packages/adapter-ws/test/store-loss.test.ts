@@ -3,6 +3,7 @@
 import { expectFrame } from "@whisperchat/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { startWsHarness, type WsHarness } from "./harness.js";
+import { pair } from "./resume-attacks.js";
 
 const HERE = { lat: 40.4, lng: -3.7 };
 let h: WsHarness | undefined;
@@ -14,16 +15,7 @@ afterEach(async () => {
 describe("a room the store lost", () => {
   it("a message into it is refused, then both members get partner_left lost and are idle", async () => {
     h = await startWsHarness();
-    const a = await h.connect();
-    await expectFrame(a, "welcome");
-    const b = await h.connect();
-    await expectFrame(b, "welcome");
-    a.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(a, "waiting");
-    b.send({ type: "join", location: HERE, rangeKm: 5 });
-    await expectFrame(b, "waiting");
-    const { roomId } = await expectFrame(a, "matched");
-    await expectFrame(b, "matched");
+    const { a, b, roomId } = await pair(h);
     await h.hub.store.rooms.delete(roomId); // what an empty restart of the store does
     a.send({ type: "message", text: "hello?", id: "m1" });
     const refused = await a.next();

@@ -43,18 +43,33 @@ async function framesOf(
   return got;
 }
 
+/**
+ * A private redis-server (started with `args`) and a node on it; `restart()` kills the server
+ * (SIGKILL) and starts it again with the same arguments.
+ */
+async function nodeOnPrivateRedis(args: string[], keyPrefix: string) {
+  const port = await freePort();
+  let server = await startRedis(port, args);
+  cleanups.push(() => stopRedis(server));
+  const client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+  client.on("error", () => {});
+  cleanups.push(() => client.disconnect());
+  const store = createRedisStore({ client, keyPrefix, onError: () => {} });
+  const h = await startWsHarness({ store, nodeHeartbeatMs: 200 }, {}, { closeStore: false });
+  cleanups.push(() => store.close());
+  cleanups.push(() => h.close());
+  return {
+    h,
+    async restart() {
+      await stopRedis(server);
+      server = await startRedis(port, args);
+    },
+  };
+}
+
 describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", () => {
   it("tells both members of every lost room, puts waiting sessions back in the pool, and new pairs work", async () => {
-    const port = await freePort();
-    let server = await startRedis(port);
-    cleanups.push(() => stopRedis(server));
-    const client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
-    client.on("error", () => {});
-    cleanups.push(() => client.disconnect());
-    const store = createRedisStore({ client, keyPrefix: "test:loss:", onError: () => {} });
-    const h = await startWsHarness({ store, nodeHeartbeatMs: 200 }, {}, { closeStore: false });
-    cleanups.push(() => store.close());
-    cleanups.push(() => h.close());
+    const { h, restart } = await nodeOnPrivateRedis([], "test:loss:");
 
     const a = await joined(h);
     const b = await joined(h);
@@ -65,8 +80,7 @@ describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", (
     c.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
     await expectFrame(c, "waiting");
 
-    await stopRedis(server);
-    server = await startRedis(port); // empty: nothing was saved
+    await restart(); // empty: nothing was saved
 
     // Nobody sends anything: the node notices by itself.
     for (const member of [a, b]) {
@@ -91,19 +105,12 @@ describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", (
   }, 30_000);
 
   it("restarted with its data (append-only file): rooms and the pool carry on, nobody is told anything", async () => {
-    const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), "whisper-aof-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir];
-    let server = await startRedis(port, args);
-    cleanups.push(() => stopRedis(server));
-    const client = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
-    client.on("error", () => {});
-    cleanups.push(() => client.disconnect());
-    const store = createRedisStore({ client, keyPrefix: "test:kept:", onError: () => {} });
-    const h = await startWsHarness({ store, nodeHeartbeatMs: 200 }, {}, { closeStore: false });
-    cleanups.push(() => store.close());
-    cleanups.push(() => h.close());
+    const { h, restart } = await nodeOnPrivateRedis(
+      ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir],
+      "test:kept:",
+    );
 
     const a = await joined(h);
     const b = await joined(h);
@@ -114,8 +121,7 @@ describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", (
     c.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
     await expectFrame(c, "waiting");
 
-    await stopRedis(server); // SIGKILL: what is on disk is what an fsync'd AOF kept
-    server = await startRedis(port, args);
+    await restart(); // SIGKILL: what is on disk is what an fsync'd AOF kept
     await new Promise((resolve) => setTimeout(resolve, 1000)); // a few heartbeats after the restart
 
     a.send({ type: "message", text: "still here", id: "m" });
