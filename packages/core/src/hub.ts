@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { EventEmitter } from "eventemitter3";
-import { clientAddress, proxyMatcher, type TrustedProxies } from "./address.js";
+import { clientAddress, proxyMatcher } from "./address.js";
 import type {
   Admission,
   Connection,
@@ -12,14 +12,22 @@ import type {
 } from "./connection.js";
 import type { ErrorCode } from "./errors.js";
 import { CloseCode, WhisperError } from "./errors.js";
+import type { HubEvents } from "./events.js";
 import { randomId } from "./ids.js";
-import { assertBucketRule } from "./limiter.js";
-import type { MatchFilter } from "./matcher.js";
 import { searchAndClaim } from "./matcher.js";
 import { type Logger, observedStore, type StoreObserver, silentLogger } from "./observe.js";
-import { type LocationGrid, locationGrid } from "./privacy.js";
-import type { ClientFrameType, ClientLimits, PartnerLeftReason } from "./protocol.js";
+import type { ClientLimits, PartnerLeftReason } from "./protocol.js";
 import { type ResumeContext, Session, sessionOfPoolKey } from "./session.js";
+import {
+  type AuthenticateHook,
+  type AuthorizeHook,
+  type HubAction,
+  type HubActionContext,
+  type HubSettings,
+  type ReauthenticateHook,
+  resolveSettings,
+  type WhisperOptions,
+} from "./settings.js";
 import type {
   BanRecord,
   BucketRule,
@@ -44,191 +52,6 @@ export type RelayOutcome =
   | { status: "closed" }
   /** Stored, but the partner's session is gone. */
   | { status: "gone" };
-
-/**
- * Decides who a connecting client is. Return an {@link Identity} to accept, `null` to treat
- * the client as a guest (refused with 401 when guests are not allowed), or throw a
- * {@link WhisperError} with code `unauthorized` (401) or `forbidden` (403) to refuse.
- */
-export type AuthenticateHook = (
-  handshake: Handshake,
-  token: string | undefined,
-) => Identity | null | Promise<Identity | null>;
-
-/** Checks a fresh token sent with `auth`; resolves the identity it names, or throws `unauthorized`. */
-export type ReauthenticateHook = (token: string, current: Identity) => Identity | Promise<Identity>;
-
-/** Every action the authorisation hook is asked about: client requests and admin actions. */
-export type HubAction = ClientFrameType | "connect" | "kick" | "ban" | "unban" | "stats";
-
-/** What an action is about, for the authorisation hook. */
-export interface HubActionContext {
-  /** The acting session, for client actions. */
-  sessionId?: string;
-  /** The room the acting session is in, if any. */
-  roomId?: string;
-  /** The user an admin action targets. */
-  targetUserId?: string;
-}
-
-/** May `identity` do `action`? Consulted for every client action and admin call. */
-export type AuthorizeHook = (
-  identity: Identity,
-  action: HubAction,
-  context: HubActionContext,
-) => boolean | Promise<boolean>;
-
-/** Options of {@link createWhisper}. */
-export interface WhisperOptions {
-  /**
-   * Where the pool, rooms, exclusions, routing and limiter state live. Required: use
-   * `createMemoryStore()` from `@whisperchat/store-memory` for one process.
-   */
-  store: Store;
-  /** This node's id, unique among the nodes sharing a store. @default a random id */
-  nodeId?: string;
-  /** Longest chat message, in Unicode code points. @default 1000 */
-  maxMessageChars?: number;
-  /** Largest range a client may ask for, in km. @default 20000 */
-  maxRangeKm?: number;
-  /**
-   * Location privacy: every point is snapped to the centre of a grid cell before it reaches the
-   * store or the matcher, so that it is never more than this many km from the user's point,
-   * and every range is rounded up to a multiple of it (docs/protocol.md section 6, "Location
-   * privacy"). The default keeps the median error of the best attack above 1 km. `0` matches on
-   * exact points (only for tests and trusted clients). @default 2.5
-   */
-  locationPrecisionKm?: number;
-  /** Longest display name, in Unicode code points. @default 32 */
-  maxNameChars?: number;
-  /** Largest frame a transport accepts, in bytes; adapters read it. Larger frames close 1009. @default 16384 */
-  maxPayloadBytes?: number;
-  /** Chat messages per session: a leaky bucket. @default { capacity: 10, ratePerSec: 5 } */
-  messageRate?: BucketRule;
-  /** Chat messages per user, over all their sessions: a leaky bucket. @default { capacity: 20, ratePerSec: 10 } */
-  userMessageRate?: BucketRule;
-  /** `join`, `next` and `block` per user: a leaky bucket. @default { capacity: 10, ratePerSec: 1 } */
-  churnRate?: BucketRule;
-  /**
-   * `join`, `next` and `block` of guests per client address, over all their connections: a
-   * leaky bucket. Every guest connection is a new user, so the per-user bucket alone would not
-   * slow down someone probing with throwaway connections. @default { capacity: 60, ratePerSec: 3 }
-   */
-  guestChurnPerAddress?: BucketRule;
-  /**
-   * Every request of a session (any frame type, `typing` included): a leaky bucket kept by the
-   * session's node. Refused requests are answered `rate_limited` (a `typing` is dropped) and count
-   * towards `floodCloseAfter`. @default { capacity: 40, ratePerSec: 20 }
-   */
-  requestRate?: BucketRule;
-  /** `typing` frames per session: a leaky bucket; the excess is dropped silently. @default { capacity: 6, ratePerSec: 2 } */
-  typingRate?: BucketRule;
-  /** `auth` (token refresh) requests per session: a leaky bucket. @default { capacity: 3, ratePerSec: 0.2 } */
-  authRate?: BucketRule;
-  /** Connection attempts per client address: a leaky bucket. @default { capacity: 20, ratePerSec: 5 } */
-  connectRate?: BucketRule;
-  /** A session that gets this many `rate_limited` answers in a row is closed with 1008. @default 20 */
-  floodCloseAfter?: number;
-  /** After `next`, how long the two users are kept apart, in ms. @default 60000 */
-  nextCooldownMs?: number;
-  /** Messages kept in a room's history. @default 100 */
-  historyLimit?: number;
-  /**
-   * How long a dropped session can be resumed, in ms (docs/protocol.md section 5); `0` ends a
-   * session as soon as its connection drops. @default 30000
-   */
-  resumeGraceMs?: number;
-  /** Frames kept for an away session; older ones are dropped past it. @default 256 */
-  maxMailbox?: number;
-  /** How long the record of a live session is kept in the store, refreshed on every state change, in ms. @default 86400000 */
-  sessionRecordTtlMs?: number;
-  /**
-   * How often this node tells the store it is alive, in ms. A node silent for three intervals
-   * is dead: its sessions count as dropped for their partners. @default 2000
-   */
-  nodeHeartbeatMs?: number;
-  /** A connection whose unsent output exceeds this many bytes is closed with 1008. @default 1048576 */
-  maxBufferedBytes?: number;
-  /** Requests a session may have in flight; more are answered `rate_limited`. @default 32 */
-  maxPendingRequests?: number;
-  /** Open sessions this node accepts; more are refused with 503. @default 50000 */
-  maxSessions?: number;
-  /**
-   * Proxies (addresses or CIDR ranges, or a predicate) whose `X-Forwarded-For` header tells the
-   * client's address, for the connection limiter and the hooks. Off by default: behind a proxy
-   * every client would otherwise share the proxy's bucket, and trusting the header from anyone
-   * would let clients pick their own. @default none (the socket's peer address is used)
-   */
-  trustedProxies?: TrustedProxies;
-  /** The authentication hook. @default every client is a guest (when `allowGuests`) */
-  authenticate?: AuthenticateHook;
-  /** Checks tokens sent with `auth`. @default none: `auth` is answered `unauthorized` */
-  reauthenticate?: ReauthenticateHook;
-  /** The authorisation hook. @default everything allowed to clients; admin calls allowed without `by` */
-  authorize?: AuthorizeHook;
-  /** Whether clients without an identity from `authenticate` may connect as guests. @default true */
-  allowGuests?: boolean;
-  /**
-   * Allowed `Origin` header values, or a predicate; a refused origin gets HTTP 403. Clients that
-   * send no `Origin` (non-browsers) are allowed unless the predicate says otherwise.
-   * @default every origin
-   */
-  allowedOrigins?: readonly string[] | ((origin: string | undefined) => boolean);
-  /** A host-app matching rule on top of the protocol's (see {@link MatchFilter}). @default none */
-  matchFilter?: MatchFilter;
-  /** The clock, in ms since the epoch. @default Date.now */
-  now?: () => number;
-  /** A structured logger (pino-compatible). @default silent */
-  logger?: Logger;
-}
-
-/** What the host app learns about the session behind an event. */
-export interface SessionInfo {
-  sessionId: string;
-  identity: Identity;
-}
-
-/** Events of a hub, for the host app. Each carries the identity of the session concerned. */
-export interface HubEvents {
-  /** A connection was accepted and its session opened (not emitted for a resume). */
-  sessionOpened: (info: SessionInfo) => void;
-  /** A session ended. */
-  sessionClosed: (info: SessionInfo & { code: number | undefined }) => void;
-  /** A session's connection dropped; it may resume within the grace. */
-  sessionAway: (info: SessionInfo) => void;
-  /** A resume succeeded (`ok`), or an away session's grace ran out (`ok: false`). */
-  resume: (info: SessionInfo & { ok: boolean }) => void;
-  /** A session entered the pool, or updated its point and range. */
-  waiting: (info: SessionInfo & { since: number }) => void;
-  /**
-   * A pair was matched; emitted once, by the node of the session whose search found the pair.
-   * `waitedMs` is how long each of the two had waited (this session first).
-   */
-  matched: (
-    info: SessionInfo & {
-      roomId: string;
-      partner: RoomMember;
-      distanceKm: number;
-      waitedMs: [number, number];
-    },
-  ) => void;
-  /** A chat message was accepted and delivered. */
-  message: (info: SessionInfo & { roomId: string; messageId: string; text: string; ts: number }) => void;
-  /** A session left its room: `left`, `next`, `blocked` or `disconnected`. */
-  left: (info: SessionInfo & { roomId: string; reason: PartnerLeftReason | "blocked" }) => void;
-  /** A session blocked its partner. */
-  blocked: (
-    info: SessionInfo & { roomId: string; blockedUserId: string; reason: string | undefined },
-  ) => void;
-  /** A handshake was refused (the adapter answers with `status`). */
-  refused: (info: { status: number; code: ErrorCode; remoteAddress: string; transport: string }) => void;
-  /** An action was refused by a limiter: `connect`, `message`, `churn` (join/next), `requests`. */
-  rateLimited: (info: { kind: string; sessionId: string | undefined }) => void;
-  /** A request was answered with an error frame. */
-  requestError: (info: { code: ErrorCode; sessionId: string }) => void;
-  /** Something failed inside the hub (a store error, a throwing hook); the session got `internal`. */
-  error: (info: { error: unknown; sessionId: string | undefined }) => void;
-}
 
 /** Counts for an admin view. */
 export interface HubStats {
@@ -267,32 +90,6 @@ export interface AdminCaller {
   by?: Identity;
 }
 
-/** Resolved settings, shared with sessions. */
-export interface HubSettings {
-  readonly limits: ClientLimits;
-  readonly messageRate: BucketRule;
-  readonly userMessageRate: BucketRule;
-  readonly churnRate: BucketRule;
-  readonly guestChurnPerAddress: BucketRule;
-  readonly requestRate: BucketRule;
-  readonly typingRate: BucketRule;
-  readonly authRate: BucketRule;
-  readonly connectRate: BucketRule;
-  readonly floodCloseAfter: number;
-  readonly nextCooldownMs: number;
-  readonly historyLimit: number;
-  readonly maxMailbox: number;
-  readonly sessionRecordTtlMs: number;
-  readonly nodeHeartbeatMs: number;
-  readonly maxBufferedBytes: number;
-  readonly maxPendingRequests: number;
-  readonly maxSessions: number;
-  readonly matchFilter: MatchFilter | undefined;
-  /** The location obfuscation (see `locationPrecisionKm`). */
-  readonly grid: LocationGrid;
-  readonly now: () => number;
-}
-
 const MAX_PARAM_CHARS = 8192;
 /** The roles of every guest: one shared, frozen empty list. */
 const NO_ROLES: readonly string[] = Object.freeze([]);
@@ -325,14 +122,6 @@ interface Ticket {
 function mayResume(identity: Identity, owner: { userId: string; guest?: boolean }): boolean {
   if (owner.guest === true) return identity.guest === true;
   return identity.guest !== true && identity.userId === owner.userId;
-}
-
-function positive(value: number | undefined, fallback: number, what: string, zeroOk = false): number {
-  const v = value ?? fallback;
-  if (!Number.isFinite(v) || v < 0 || (v === 0 && !zeroOk)) {
-    throw new RangeError(`${what} must be a ${zeroOk ? "non-negative" : "positive"} number, got ${v}`);
-  }
-  return v;
 }
 
 function firstHeader(value: string | string[] | undefined): string | undefined {
@@ -399,55 +188,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     this.store = observedStore(options.store, () => this.storeObserver);
     this.logger = options.logger ?? silentLogger;
     this.nodeId = options.nodeId ?? `node-${randomId(9)}`;
-    const messageRate = options.messageRate ?? { capacity: 10, ratePerSec: 5 };
-    const userMessageRate = options.userMessageRate ?? { capacity: 20, ratePerSec: 10 };
-    const churnRate = options.churnRate ?? { capacity: 10, ratePerSec: 1 };
-    const connectRate = options.connectRate ?? { capacity: 20, ratePerSec: 5 };
-    const requestRate = options.requestRate ?? { capacity: 40, ratePerSec: 20 };
-    const typingRate = options.typingRate ?? { capacity: 6, ratePerSec: 2 };
-    const authRate = options.authRate ?? { capacity: 3, ratePerSec: 0.2 };
-    const grid = locationGrid(options.locationPrecisionKm ?? 2.5);
-    const guestChurnPerAddress = options.guestChurnPerAddress ?? { capacity: 60, ratePerSec: 3 };
-    assertBucketRule(guestChurnPerAddress, "guestChurnPerAddress");
-    assertBucketRule(requestRate, "requestRate");
-    assertBucketRule(typingRate, "typingRate");
-    assertBucketRule(authRate, "authRate");
-    assertBucketRule(messageRate, "messageRate");
-    assertBucketRule(userMessageRate, "userMessageRate");
-    assertBucketRule(churnRate, "churnRate");
-    assertBucketRule(connectRate, "connectRate");
-    this.settings = {
-      limits: {
-        maxMessageChars: positive(options.maxMessageChars, 1000, "maxMessageChars"),
-        maxRangeKm: positive(options.maxRangeKm, 20000, "maxRangeKm"),
-        maxNameChars: positive(options.maxNameChars, 32, "maxNameChars"),
-        messagesPerSec: messageRate.ratePerSec,
-        messageBurst: messageRate.capacity,
-        resumeGraceMs: positive(options.resumeGraceMs, 30_000, "resumeGraceMs", true),
-        maxPayloadBytes: positive(options.maxPayloadBytes, 16384, "maxPayloadBytes"),
-        locationPrecisionKm: grid.precisionKm,
-      },
-      messageRate,
-      userMessageRate,
-      churnRate,
-      guestChurnPerAddress,
-      requestRate,
-      typingRate,
-      authRate,
-      connectRate,
-      floodCloseAfter: positive(options.floodCloseAfter, 20, "floodCloseAfter"),
-      nextCooldownMs: positive(options.nextCooldownMs, 60_000, "nextCooldownMs", true),
-      historyLimit: positive(options.historyLimit, 100, "historyLimit"),
-      maxMailbox: positive(options.maxMailbox, 256, "maxMailbox"),
-      sessionRecordTtlMs: positive(options.sessionRecordTtlMs, 86_400_000, "sessionRecordTtlMs"),
-      nodeHeartbeatMs: positive(options.nodeHeartbeatMs, 2000, "nodeHeartbeatMs"),
-      maxBufferedBytes: positive(options.maxBufferedBytes, 1 << 20, "maxBufferedBytes"),
-      maxPendingRequests: positive(options.maxPendingRequests, 32, "maxPendingRequests"),
-      maxSessions: positive(options.maxSessions, 50_000, "maxSessions"),
-      matchFilter: options.matchFilter,
-      grid,
-      now: options.now ?? Date.now,
-    };
+    this.settings = resolveSettings(options);
     this.authenticateHook = options.authenticate;
     this.reauthenticateHook = options.reauthenticate;
     this.authorizeHook = options.authorize;

@@ -54,22 +54,10 @@ export type {
 } from "./connection.js";
 export type { CloseCodeValue, ErrorCode, WhisperErrorOptions } from "./errors.js";
 export { CloseCode, ERROR_CODES, isWhisperError, WhisperError } from "./errors.js";
+export type { HubEvents, SessionInfo } from "./events.js";
 export type { GeoBox } from "./geo.js";
 export { EARTH_RADIUS_KM, haversineKm, publicDistanceKm, rangeBoxes } from "./geo.js";
-export type {
-  AdminCaller,
-  AuthenticateHook,
-  AuthorizeHook,
-  HubAction,
-  HubActionContext,
-  HubCloseOptions,
-  HubEvents,
-  HubSettings,
-  HubStats,
-  ReauthenticateHook,
-  SessionInfo,
-  WhisperOptions,
-} from "./hub.js";
+export type { AdminCaller, HubCloseOptions, HubStats } from "./hub.js";
 export { createWhisper, hashToken, WhisperHub } from "./hub.js";
 export { randomId } from "./ids.js";
 export type { BucketState } from "./limiter.js";
@@ -112,6 +100,15 @@ export type {
 } from "./protocol.js";
 export { CLIENT_FRAME_TYPES, PROTOCOL_VERSION, SUBPROTOCOL } from "./protocol.js";
 export type { SessionState } from "./session.js";
+export type {
+  AuthenticateHook,
+  AuthorizeHook,
+  HubAction,
+  HubActionContext,
+  HubSettings,
+  ReauthenticateHook,
+  WhisperOptions,
+} from "./settings.js";
 export type {
   AccountRecord,
   AccountStore,

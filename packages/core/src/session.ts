@@ -1,6 +1,7 @@
 import type { Connection, Identity, Reply, SessionLink } from "./connection.js";
 import { CloseCode, WhisperError } from "./errors.js";
-import type { HubSettings, RelayOutcome, SessionInfo, WhisperHub } from "./hub.js";
+import type { SessionInfo } from "./events.js";
+import type { RelayOutcome, WhisperHub } from "./hub.js";
 import { type BucketState, leakyBucketInPlace } from "./limiter.js";
 import type {
   BlockFrame,
@@ -13,6 +14,7 @@ import type {
   ServerFrame,
 } from "./protocol.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
+import type { HubSettings } from "./settings.js";
 import type {
   BucketRule,
   FrameMessage,

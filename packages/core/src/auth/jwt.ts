@@ -4,7 +4,7 @@ import type { JSONWebKeySet, JWK, JWTPayload, JWTVerifyGetKey, JWTVerifyOptions 
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, SignJWT } from "jose";
 import type { Identity } from "../connection.js";
 import { WhisperError } from "../errors.js";
-import type { AuthenticateHook, ReauthenticateHook } from "../hub.js";
+import type { AuthenticateHook, ReauthenticateHook } from "../settings.js";
 
 /** JWS algorithms for a shared secret (HMAC). */
 export type JwtSecretAlgorithm = "HS256" | "HS384" | "HS512";

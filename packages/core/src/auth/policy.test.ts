@@ -1,7 +1,8 @@
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { describe, expect, it } from "vitest";
 import type { Identity } from "../connection.js";
-import { type HubAction as Action, createWhisper } from "../hub.js";
+import { createWhisper } from "../hub.js";
+import type { HubAction as Action } from "../settings.js";
 import { ADMIN_ACTIONS, CLIENT_ACTIONS, isAdminAction, isClientAction, rolePolicy } from "./policy.js";
 
 const guest: Identity = { userId: "guest-1", name: "Guest", roles: [], guest: true };

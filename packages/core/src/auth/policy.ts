@@ -1,5 +1,5 @@
-import type { AuthorizeHook, HubAction } from "../hub.js";
 import { CLIENT_FRAME_TYPES, type ClientFrameType } from "../protocol.js";
+import type { AuthorizeHook, HubAction } from "../settings.js";
 
 /** What a client may ask for over its connection: one action per client frame type. */
 export type ClientAction = ClientFrameType;

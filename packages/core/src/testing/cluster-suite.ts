@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import type { WhisperHub, WhisperOptions } from "../hub.js";
+import type { WhisperHub } from "../hub.js";
 import type { ServerFrame, WelcomeFrame } from "../protocol.js";
+import type { WhisperOptions } from "../settings.js";
 import type { Store } from "../store.js";
 import type { TestApi } from "./test-api.js";
 import { expectFrame, type TestClient, type TransportHarness } from "./transport-suite.js";
