@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
-import { createAccounts, createJwtAuth } from "@whisperchat/core";
+import { createAccounts, createJwtAuth } from "@whisperchat/core/auth";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { isQuick, row, writeResults } from "./lib/results.js";
 

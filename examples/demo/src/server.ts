@@ -6,18 +6,20 @@ import { fileURLToPath } from "node:url";
 import { attachSocketIo, type SocketIoAdapter } from "@whisperchat/adapter-socketio";
 import { attachWebSocket, type WebSocketAdapter } from "@whisperchat/adapter-ws";
 import {
-  type Accounts,
   CloseCode,
-  createAccounts,
-  createJwtAuth,
   createWhisper,
-  isAccountError,
-  type JwtAuth,
   rolePolicy,
   type Store,
   WhisperError,
   type WhisperHub,
 } from "@whisperchat/core";
+import {
+  type Accounts,
+  createAccounts,
+  createJwtAuth,
+  isAccountError,
+  type JwtAuth,
+} from "@whisperchat/core/auth";
 import { type PrometheusMetrics, prometheusMetrics } from "@whisperchat/core/prometheus";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { createRedisStore } from "@whisperchat/store-redis";

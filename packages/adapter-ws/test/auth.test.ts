@@ -1,4 +1,5 @@
-import { createJwtAuth, rolePolicy, type WhisperOptions } from "@whisperchat/core";
+import { rolePolicy, type WhisperOptions } from "@whisperchat/core";
+import { createJwtAuth } from "@whisperchat/core/jwt";
 import { expectFrame } from "@whisperchat/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";

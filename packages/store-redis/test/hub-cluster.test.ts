@@ -1,4 +1,5 @@
-import { createJwtAuth, type Store } from "@whisperchat/core";
+import type { Store } from "@whisperchat/core";
+import { createJwtAuth } from "@whisperchat/core/jwt";
 import { clusterConformance, transportConformance } from "@whisperchat/core/testing";
 import { createRedisStore } from "@whisperchat/store-redis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
