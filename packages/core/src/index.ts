@@ -1,44 +1,5 @@
 export type { TrustedProxies } from "./address.js";
 export { clientAddress, normalizeAddress, proxyMatcher } from "./address.js";
-export type {
-  AccountErrorCode,
-  AccountErrorStatus,
-  AccountIdentity,
-  Accounts,
-  AccountsOptions,
-  LoginInput,
-  LoginRateOptions,
-  LoginResult,
-  NameRules,
-  PasswordHashOptions,
-  PasswordRules,
-  RegisteredAccount,
-  RegisterInput,
-} from "./auth/accounts.js";
-export {
-  ACCOUNT_ERROR_STATUS,
-  AccountError,
-  accountNameKey,
-  createAccounts,
-  isAccountError,
-  normalizeAccountName,
-} from "./auth/accounts.js";
-export type {
-  ClaimPath,
-  JwtAlgorithm,
-  JwtAuth,
-  JwtAuthOptions,
-  JwtClaimMapping,
-  JwtKeyAlgorithm,
-  JwtSecretAlgorithm,
-  RemoteJwksOptions,
-  SignedToken,
-  SignTokenFunction,
-  SignTokenOptions,
-  TokenSubject,
-  VerifiedToken,
-} from "./auth/jwt.js";
-export { createJwtAuth } from "./auth/jwt.js";
 export type { AdminAction, ClientAction, RolePolicyOptions, RoleRule } from "./auth/policy.js";
 export { ADMIN_ACTIONS, CLIENT_ACTIONS, isAdminAction, isClientAction, rolePolicy } from "./auth/policy.js";
 export type {
@@ -99,7 +60,7 @@ export type {
   WelcomeFrame,
 } from "./protocol.js";
 export { CLIENT_FRAME_TYPES, PROTOCOL_VERSION, SUBPROTOCOL } from "./protocol.js";
-export type { SessionState } from "./session.js";
+export type { SessionState } from "./session/session.js";
 export type {
   AuthenticateHook,
   AuthorizeHook,
