@@ -10,14 +10,18 @@ import type {
   ResumeTicket,
   SessionLink,
 } from "./connection.js";
+import { Counters } from "./counters.js";
 import type { ErrorCode } from "./errors.js";
 import { CloseCode, WhisperError } from "./errors.js";
 import type { HubEvents } from "./events.js";
 import { randomId } from "./ids.js";
-import { searchAndClaim } from "./matcher.js";
+import { Liveness } from "./liveness.js";
+import { Matchmaker } from "./matchmaking.js";
 import { type Logger, observedStore, type StoreObserver, silentLogger } from "./observe.js";
-import type { ClientLimits, PartnerLeftReason } from "./protocol.js";
-import { type ResumeContext, Session, sessionOfPoolKey } from "./session.js";
+import type { ClientLimits } from "./protocol.js";
+import { Router } from "./router.js";
+import type { SessionHost } from "./session/host.js";
+import { type ResumeContext, Session } from "./session/session.js";
 import {
   type AuthenticateHook,
   type AuthorizeHook,
@@ -28,30 +32,7 @@ import {
   resolveSettings,
   type WhisperOptions,
 } from "./settings.js";
-import type {
-  BanRecord,
-  BucketRule,
-  BusMessage,
-  FrameMessage,
-  LimitResult,
-  PoolEntry,
-  RelayBatch,
-  RoomMember,
-  RoomRecord,
-  SessionRecord,
-  SessionSnapshot,
-  Store,
-  StoredMessage,
-} from "./store.js";
-
-/** What became of one message of a batch (see {@link WhisperHub.relayMessages}). */
-export type RelayOutcome =
-  | { status: "sent" }
-  | { status: "limited"; retryAfterMs: number }
-  /** The room closed: nothing stored. */
-  | { status: "closed" }
-  /** Stored, but the partner's session is gone. */
-  | { status: "gone" };
+import type { BanRecord, BusMessage, LimitResult, SessionRecord, SessionSnapshot, Store } from "./store.js";
 
 /** Counts for an admin view. */
 export interface HubStats {
@@ -145,8 +126,11 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   /** Resolved settings. */
   readonly settings: HubSettings;
   private readonly sessions = new Map<string, Session>();
-  /** Sessions handed to another node, for forwarding frames still addressed here. */
-  private readonly moved = new Map<string, string>();
+  /** What the sessions of this node use (see {@link SessionHost}). */
+  private readonly host: SessionHost;
+  private readonly router: Router;
+  private readonly liveness: Liveness;
+  private readonly counters: Counters;
   private readonly releases = new Map<string, (snapshot: SessionSnapshot | null) => void>();
   /** Resumes admitted but not opened yet (see {@link WhisperHub.cancel}). */
   private readonly tickets = new Map<ResumeTicket, Ticket>();
@@ -159,8 +143,6 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   private readonly originAllowed: (origin: string | undefined) => boolean;
   private unsubscribe: (() => Promise<void>) | undefined;
   private subscribed = false;
-  /** Nodes seen without a heartbeat, and since when. */
-  private readonly silentSince = new Map<string, number>();
   private subscribing = false;
   private ready: Promise<void>;
   private readonly heartbeat: NodeJS.Timeout;
@@ -170,13 +152,6 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   private storeObserver: StoreObserver | undefined;
   /** The logger given in the options (silent by default). */
   readonly logger: Logger;
-  private messageCount = 0;
-  /** When the last heartbeat that reached the store was sent. */
-  private lastBeatAt: number | undefined;
-  /** Set when a heartbeat failed: once the store answers again, sessions check what it kept. */
-  private storeTrouble = false;
-  private readonly errorCounts: Partial<Record<ErrorCode, number>> = {};
-  private readonly limitedCounts: Record<string, number> = {};
 
   constructor(options: WhisperOptions) {
     super();
@@ -201,6 +176,46 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       const set = new Set(origins);
       this.originAllowed = (origin) => origin === undefined || set.has(origin);
     }
+    this.counters = new Counters(this);
+    this.router = new Router(this.nodeId, this.store, this.settings, this.sessions);
+    this.liveness = new Liveness(this.nodeId, this.store, this.settings, this.logger);
+    const endOrphan = (sessionId: string, deadNode: string): Promise<void> =>
+      this.closing ? Promise.resolve() : this.liveness.endOrphan(sessionId, deadNode);
+    const matchmaker = new Matchmaker(
+      this.store,
+      this.settings,
+      this.router,
+      this.liveness,
+      this,
+      this.nodeId,
+      (sessionId, deadNode) => {
+        const timer = setTimeout(() => {
+          endOrphan(sessionId, deadNode).catch((error) => this.emit("error", { error, sessionId }));
+        }, this.settings.limits.resumeGraceMs);
+        timer.unref();
+      },
+    );
+    this.host = {
+      nodeId: this.nodeId,
+      store: this.store,
+      settings: this.settings,
+      events: this,
+      router: this.router,
+      counters: this.counters,
+      authorize: this.authorizeHook,
+      match: (entry, who) => matchmaker.match(entry, who),
+      endOrphan,
+      reauthenticate: (token, current) => this.reauthenticate(token, current),
+      nextMessageId: messageIds(),
+      forget: (session) => {
+        if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+      },
+      settle: (work) => {
+        this.settling.add(work);
+        const done = () => this.settling.delete(work);
+        work.then(done, done);
+      },
+    };
     this.ready = this.subscribe();
     this.wireLogging();
     this.heartbeat = setInterval(() => {
@@ -313,7 +328,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   /** A refused connection attempt as a 429 (counted), or `undefined` when allowed. */
   private connectLimited(limit: LimitResult): Refusal | undefined {
     if (limit.allowed) return undefined;
-    this.countLimited("connect", undefined);
+    this.counters.limit("connect", undefined);
     return refuse(
       429,
       "rate_limited",
@@ -443,7 +458,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       return this.issueTicket({ session, token: fresh, previousHash }, lastSeen);
     }
     // Kept here (away) from now on: a frame routed by the record's new node id finds it.
-    const adopted = Session.fromRecord(this, this.settings, record, freshHash);
+    const adopted = Session.fromRecord(this.host, record, freshHash);
     this.sessions.set(sessionId, adopted);
     adopted.goAwayQuietly();
     return this.issueTicket(
@@ -498,7 +513,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     }
     // Rebuilt here for nothing: the record goes back to its node, with the token the client has.
     session.halt();
-    this.forget(session);
+    this.host.forget(session);
     this.store.sessions
       .takeover(session.id, freshHash, entry.fromNode, entry.previousHash, this.settings.sessionRecordTtlMs)
       .catch((error) => this.emit("error", { error, sessionId: session.id }));
@@ -554,7 +569,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     }
     const id = randomId(16);
     const token = `${id}.${randomId(24)}`;
-    const session = new Session(this, this.settings, admitted.identity, id, hashToken(token));
+    const session = new Session(this.host, admitted.identity, id, hashToken(token));
     session.address = admitted.address;
     this.sessions.set(id, session);
     const link = session.attach(connection, token);
@@ -587,9 +602,9 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       byState,
       rooms: rooms.size,
       waiting: await this.store.pool.size(),
-      messages: this.messageCount,
-      errors: { ...this.errorCounts },
-      limited: { ...this.limitedCounts },
+      messages: this.counters.messages,
+      errors: { ...this.counters.errors },
+      limited: { ...this.counters.limited },
     };
   }
 
@@ -669,57 +684,14 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Internal: used by sessions.
+  // Wiring
 
-  /** @internal Lets `close` wait for this work of a session that already left the hub. */
-  settle(work: Promise<unknown>): void {
-    this.settling.add(work);
-    const done = () => this.settling.delete(work);
-    work.then(done, done);
-  }
-
-  /** @internal */
-  forget(session: Session): void {
-    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
-  }
-
-  /** @internal */
-  countMessage(): void {
-    this.messageCount++;
-  }
-
-  private readonly idPrefix = randomId(6);
-  private idCounter = 0;
-
-  /**
-   * @internal A message id unique across nodes and restarts: a random per-process prefix and a
-   * counter (cheaper than fresh random bytes on the relay's hot path; message ids need not be
-   * secret).
-   */
-  nextMessageId(): string {
-    this.idCounter++;
-    return `${this.idPrefix}${this.idCounter.toString(36)}`;
-  }
-
-  /** @internal */
-  countError(code: ErrorCode, sessionId: string): void {
-    this.errorCounts[code] = (this.errorCounts[code] ?? 0) + 1;
-    this.emit("requestError", { code, sessionId });
-  }
-
-  /** @internal */
-  countLimited(kind: string, sessionId: string | undefined): void {
-    this.limitedCounts[kind] = (this.limitedCounts[kind] ?? 0) + 1;
-    this.emit("rateLimited", { kind, sessionId });
-  }
-
-  /** @internal Whether an authorisation hook is set (without one, everything is allowed). */
-  get hasAuthorizeHook(): boolean {
-    return this.authorizeHook !== undefined;
-  }
-
-  /** @internal Consults the authorisation hook. */
-  async authorize(identity: Identity, action: HubAction, context: HubActionContext): Promise<boolean> {
+  /** Consults the authorisation hook. */
+  private async authorize(
+    identity: Identity,
+    action: HubAction,
+    context: HubActionContext,
+  ): Promise<boolean> {
     if (this.authorizeHook === undefined) return true;
     return this.authorizeHook(identity, action, context);
   }
@@ -735,8 +707,8 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     }
   }
 
-  /** @internal Checks a token sent with `auth`. */
-  async reauthenticate(token: string, current: Identity): Promise<Identity> {
+  /** Checks a token sent with `auth`. */
+  private async reauthenticate(token: string, current: Identity): Promise<Identity> {
     if (this.reauthenticateHook === undefined) {
       throw new WhisperError("unauthorized", "this server does not take tokens with `auth`");
     }
@@ -752,256 +724,6 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     return next;
   }
 
-  /** @internal Search for a partner of a session that was just put in the pool. */
-  async match(me: PoolEntry, session: Session): Promise<void> {
-    const deferred = { later: false };
-    const found = await searchAndClaim(this.store, me, this.settings.matchFilter, (entries) =>
-      this.liveEntries(entries, deferred),
-    );
-    if (found === undefined) {
-      // A candidate's node looked silent but is not confirmed dead: look again once it had
-      // time to heartbeat, so an eligible pair is not left waiting.
-      if (deferred.later) session.searchAgainLater(this.settings.nodeHeartbeatMs);
-      return;
-    }
-    const { partner, distanceKm } = found;
-    const roomId = randomId(12);
-    // Pool keys carry a version after the session id (see Session.enterPool).
-    const mine: RoomMember = { sessionId: session.id, userId: me.userId, nodeId: me.nodeId, name: me.name };
-    const theirs: RoomMember = {
-      sessionId: sessionOfPoolKey(partner.sessionId),
-      userId: partner.userId,
-      nodeId: partner.nodeId,
-      name: partner.name,
-    };
-    const room: RoomRecord = { roomId, members: [mine, theirs], createdAt: this.settings.now() };
-    await this.store.rooms.create(room);
-    const km = this.settings.grid.publicDistanceKm(distanceKm);
-    const now = this.settings.now();
-    this.emit("matched", {
-      ...session.info(),
-      roomId,
-      partner: theirs,
-      distanceKm: km,
-      waitedMs: [now - me.since, now - partner.since],
-    });
-    await this.route(mine, {
-      to: mine.sessionId,
-      roomId,
-      frame: { type: "matched", roomId, partner: { name: theirs.name, distanceKm: km } },
-      partner: theirs,
-    });
-    await this.route(theirs, {
-      to: theirs.sessionId,
-      roomId,
-      frame: { type: "matched", roomId, partner: { name: mine.name, distanceKm: km } },
-      partner: mine,
-    });
-  }
-
-  /**
-   * Drops pool entries owned by dead nodes (they can never answer a match) and keeps the rest.
-   */
-  private async liveEntries(entries: PoolEntry[], deferred: { later: boolean }): Promise<PoolEntry[]> {
-    const foreign = new Set<string>();
-    for (const e of entries) if (e.nodeId !== this.nodeId) foreign.add(e.nodeId);
-    if (foreign.size === 0) return entries;
-    const dead = this.deadAmong(foreign, await this.store.nodes.alive([...foreign]));
-    if (dead.confirmed.size === 0 && dead.suspected.size === 0) return entries;
-    const keep: PoolEntry[] = [];
-    for (const e of entries) {
-      if (dead.confirmed.has(e.nodeId)) {
-        await this.store.pool.remove(e.sessionId);
-        // The session waited on a dead node: it ends at its grace unless it resumes elsewhere.
-        const timer = setTimeout(() => {
-          this.endOrphan(sessionOfPoolKey(e.sessionId), e.nodeId).catch((error) =>
-            this.emit("error", { error, sessionId: undefined }),
-          );
-        }, this.settings.limits.resumeGraceMs);
-        timer.unref();
-      } else if (dead.suspected.has(e.nodeId)) deferred.later = true;
-      else keep.push(e);
-    }
-    return keep;
-  }
-
-  /**
-   * @internal Ends a session of a dead node whose grace is over: its record and mailbox go, so a
-   * late resume gets a fresh session. Nothing happens if it resumed elsewhere meanwhile (its
-   * record names another node) or its node is alive after all.
-   */
-  async endOrphan(sessionId: string, deadNode: string): Promise<void> {
-    if (this.closing) return;
-    const record = await this.store.sessions.get(sessionId);
-    if (record === undefined || record.nodeId !== deadNode) return;
-    if ((await this.store.nodes.alive([deadNode])).has(deadNode)) return;
-    await Promise.all([this.store.sessions.delete(sessionId), this.store.mailbox.drain(sessionId)]);
-  }
-
-  /**
-   * Sorts nodes missing from `alive` into suspected (first seen silent) and confirmed (silent
-   * for at least a heartbeat interval since). A single miss is not death: after a store restart
-   * every node looks silent until its next heartbeat.
-   */
-  private deadAmong(
-    nodes: Iterable<string>,
-    alive: Set<string>,
-  ): { confirmed: Set<string>; suspected: Set<string> } {
-    const now = this.settings.now();
-    const confirmed = new Set<string>();
-    const suspected = new Set<string>();
-    for (const node of nodes) {
-      if (alive.has(node)) {
-        this.silentSince.delete(node);
-        continue;
-      }
-      const since = this.silentSince.get(node);
-      if (since === undefined) {
-        this.silentSince.set(node, now);
-        suspected.add(node);
-      } else if (now - since >= this.settings.nodeHeartbeatMs * 0.9) {
-        // Seen missing one heartbeat ago (a little less: ticks jitter, and a tick that confirms
-        // late would push the partner's notice a whole interval past the documented bound).
-        confirmed.add(node);
-      } else suspected.add(node);
-    }
-    if (this.silentSince.size > 10_000) this.silentSince.clear(); // bounded; rebuilt as needed
-    return { confirmed, suspected };
-  }
-
-  /**
-   * @internal Hands a room frame to a session on whichever node owns it. Resolves `true` once
-   * delivered locally (written, or kept in its mailbox while away) or handed to the owning node.
-   */
-  async route(member: RoomMember, message: FrameMessage): Promise<boolean> {
-    if (member.nodeId === this.nodeId) return this.deliverHere(message);
-    if (await this.store.bus.publish(member.nodeId, message)) return true;
-    return this.routeElsewhere(member, message);
-  }
-
-  /** A frame whose publish to `member.nodeId` reached nobody: find where the session lives now. */
-  private async routeElsewhere(member: RoomMember, message: FrameMessage): Promise<boolean> {
-    // The node is gone: find where the session lives now, or keep the frame for its resume.
-    const record = await this.store.sessions.get(message.to);
-    if (record !== undefined && record.nodeId !== member.nodeId) {
-      if (record.nodeId === this.nodeId) return this.deliverHere(message);
-      if (await this.store.bus.publish(record.nodeId, message)) return true;
-    }
-    if (record !== undefined && message.frame.type !== "matched") {
-      await this.store.mailbox.push(
-        message.to,
-        message.frame,
-        this.settings.maxMailbox,
-        this.settings.limits.resumeGraceMs,
-      );
-      return true;
-    }
-    await this.undeliverable(message);
-    return false;
-  }
-
-  /**
-   * @internal Stores and routes one sender's messages to one room, in order: the per-user
-   * bucket, the history append and the hand-over to the partner, through the store's
-   * {@link RelayStore} when it has one (one round trip for the batch), else step by step.
-   * A message is stored and routed while the room exists (a closed room refuses the append).
-   */
-  async relayMessages(
-    userId: string,
-    roomId: string,
-    partner: RoomMember,
-    messages: readonly StoredMessage[],
-  ): Promise<RelayOutcome[]> {
-    const bucket = { key: `msgu:${userId}`, rule: this.settings.userMessageRate };
-    const frames = messages.map(
-      (m): FrameMessage => ({
-        to: partner.sessionId,
-        roomId,
-        frame: { type: "message", roomId, messageId: m.messageId, text: m.text, ts: m.ts },
-      }),
-    );
-    const relay = this.store.relay;
-    if (relay === undefined) return this.relayStepByStep(bucket, roomId, partner, messages, frames);
-    const remote = partner.nodeId !== this.nodeId;
-    const batch: RelayBatch = { roomId, messages, historyLimit: this.settings.historyLimit, bucket };
-    if (remote) batch.route = { nodeId: partner.nodeId, frames };
-    const result = await relay.send(batch);
-    const outcomes: RelayOutcome[] = [];
-    for (let i = 0; i < messages.length; i++) {
-      if (i >= result.allowed) outcomes.push({ status: "limited", retryAfterMs: result.retryAfterMs });
-      else if (!result.stored) outcomes.push({ status: "closed" });
-      else if (remote && result.routed) outcomes.push({ status: "sent" });
-      else {
-        // Local partner, or its node did not answer: deliver (or keep) each one as `route` does.
-        const frame = frames[i] as FrameMessage;
-        const ok = remote ? await this.routeElsewhere(partner, frame) : await this.deliverHere(frame);
-        outcomes.push({ status: ok ? "sent" : "gone" });
-      }
-    }
-    return outcomes;
-  }
-
-  private async relayStepByStep(
-    bucket: { key: string; rule: BucketRule },
-    roomId: string,
-    partner: RoomMember,
-    messages: readonly StoredMessage[],
-    frames: readonly FrameMessage[],
-  ): Promise<RelayOutcome[]> {
-    const outcomes: RelayOutcome[] = [];
-    let closed = false;
-    for (let i = 0; i < messages.length; i++) {
-      if (closed) {
-        outcomes.push({ status: "closed" });
-        continue;
-      }
-      const limit = await this.store.limiter.consume(bucket.key, bucket.rule, 1);
-      if (!limit.allowed) {
-        outcomes.push({ status: "limited", retryAfterMs: limit.retryAfterMs });
-        continue;
-      }
-      if (
-        !(await this.store.rooms.append(roomId, messages[i] as StoredMessage, this.settings.historyLimit))
-      ) {
-        closed = true; // the room is gone: nothing more is stored
-        outcomes.push({ status: "closed" });
-        continue;
-      }
-      const ok = await this.route(partner, frames[i] as FrameMessage);
-      outcomes.push({ status: ok ? "sent" : "gone" });
-    }
-    return outcomes;
-  }
-
-  private async deliverHere(message: FrameMessage): Promise<boolean> {
-    const target = this.sessions.get(message.to);
-    if (target !== undefined) {
-      await target.deliver(message);
-      return true;
-    }
-    const movedTo = this.moved.get(message.to);
-    if (movedTo !== undefined)
-      return this.route({ sessionId: message.to, userId: "", name: "", nodeId: movedTo }, message);
-    await this.undeliverable(message);
-    return false;
-  }
-
-  /**
-   * @internal Closes a room on behalf of one member and tells the other member why. Only the
-   * caller that actually deletes the room notifies, so a partner is told once.
-   */
-  async closeRoom(roomId: string, leaverSessionId: string, reason: PartnerLeftReason): Promise<void> {
-    const record = await this.store.rooms.delete(roomId);
-    if (record === undefined) return;
-    const other = record.members[0].sessionId === leaverSessionId ? record.members[1] : record.members[0];
-    await this.route(other, { to: other.sessionId, roomId, frame: { type: "partner_left", roomId, reason } });
-  }
-
-  /** A room frame for a session that is gone: a `matched` must not leave the partner hanging. */
-  private async undeliverable(message: FrameMessage): Promise<void> {
-    if (message.frame.type === "matched") await this.closeRoom(message.roomId, message.to, "disconnected");
-  }
-
   private onBus(message: BusMessage): void {
     const fail = (error: unknown) => this.emit("error", { error, sessionId: message.to });
     if (message.kind === "release") {
@@ -1012,22 +734,20 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       this.releases.get(message.to)?.(message.snapshot);
       return;
     }
-    this.deliverHere(message).catch(fail);
+    this.router.deliverHere(message).catch(fail);
   }
 
   /** Another node resumed one of our sessions: hand it over and forward what still comes here. */
   private async release(sessionId: string, nodeId: string): Promise<void> {
     const session = this.sessions.get(sessionId);
-    this.moved.set(sessionId, nodeId);
+    // Forwarding is only needed while frames addressed here are in flight.
+    this.router.forward(sessionId, nodeId, this.settings.sessionRecordTtlMs);
     let snapshot: SessionSnapshot | null = null;
     if (session !== undefined) {
       this.sessions.delete(sessionId);
       snapshot = await session.release();
     }
     await this.store.bus.publish(nodeId, { kind: "released", to: sessionId, snapshot });
-    // Forwarding is only needed while frames addressed here are in flight.
-    const timer = setTimeout(() => this.moved.delete(sessionId), this.settings.sessionRecordTtlMs);
-    timer.unref();
   }
 
   /** Subscribes this node to the bus. A failure surfaces through `admit` and is retried by `tick`. */
@@ -1040,38 +760,6 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       });
     ready.catch((error) => this.emit("error", { error, sessionId: undefined }));
     return ready;
-  }
-
-  /**
-   * This node's heartbeat, and the detection of a store that lost its data or of a node that was
-   * taken for dead: when this node's own heartbeat vanished before its ttl, or the store could
-   * not be reached for a while, or this node itself was silent past its ttl (frozen, e.g.
-   * SIGSTOP or a long GC pause: the other nodes took it for dead, dropped its pool entries and
-   * closed its rooms), every local session puts back what it keeps in the store (see
-   * `Session.reconcile`).
-   */
-  private async beat(): Promise<void> {
-    const ttl = this.settings.nodeHeartbeatMs * 3;
-    const startedAt = this.settings.now();
-    let lost = false;
-    const last = this.lastBeatAt;
-    const silent = last !== undefined && startedAt - last >= ttl;
-    try {
-      if (last !== undefined && startedAt - last < ttl - this.settings.nodeHeartbeatMs / 2) {
-        lost = !(await this.store.nodes.alive([this.nodeId])).has(this.nodeId);
-      }
-      await this.store.nodes.heartbeat(this.nodeId, ttl);
-    } catch (error) {
-      this.storeTrouble = true;
-      throw error;
-    }
-    this.lastBeatAt = startedAt;
-    if (lost || silent || this.storeTrouble) {
-      this.storeTrouble = false;
-      if (lost) this.logger.warn({ nodeId: this.nodeId }, "the store lost its data: restoring sessions");
-      if (silent) this.logger.warn({ nodeId: this.nodeId }, "this node was silent past its heartbeat ttl");
-      for (const s of this.sessions.values()) s.reconcile();
-    }
   }
 
   /** Heartbeat, a retry of a failed bus subscription, and detection of partners whose node died. */
@@ -1090,7 +778,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
           this.subscribing = false;
         });
     }
-    await this.beat();
+    if (await this.liveness.beat()) for (const s of this.sessions.values()) s.reconcile();
     const watched = new Map<string, Session[]>();
     for (const s of this.sessions.values()) {
       const p = s.currentPartner();
@@ -1100,10 +788,22 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       else list.push(s);
     }
     if (watched.size === 0) return;
-    const alive = await this.store.nodes.alive([...watched.keys()]);
-    const dead = this.deadAmong(watched.keys(), alive);
+    const dead = await this.liveness.dead(watched.keys());
     for (const node of dead.confirmed) for (const s of watched.get(node) ?? []) s.partnerLost();
   }
+}
+
+/**
+ * Message ids unique across nodes and restarts: a random per-process prefix and a counter
+ * (cheaper than fresh random bytes on the relay's hot path; message ids need not be secret).
+ */
+function messageIds(): () => string {
+  const prefix = randomId(6);
+  let counter = 0;
+  return () => {
+    counter++;
+    return `${prefix}${counter.toString(36)}`;
+  };
 }
 
 function bannedMessage(ban: BanRecord): string {

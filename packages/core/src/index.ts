@@ -60,7 +60,7 @@ export type {
   WelcomeFrame,
 } from "./protocol.js";
 export { CLIENT_FRAME_TYPES, PROTOCOL_VERSION, SUBPROTOCOL } from "./protocol.js";
-export type { SessionState } from "./session.js";
+export type { SessionState } from "./session/session.js";
 export type {
   AuthenticateHook,
   AuthorizeHook,

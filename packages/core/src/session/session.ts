@@ -1,8 +1,8 @@
-import type { Connection, Identity, Reply, SessionLink } from "./connection.js";
-import { CloseCode, WhisperError } from "./errors.js";
-import type { SessionInfo } from "./events.js";
-import type { RelayOutcome, WhisperHub } from "./hub.js";
-import { type BucketState, leakyBucketInPlace } from "./limiter.js";
+import type { Connection, Identity, Reply, SessionLink } from "../connection.js";
+import { CloseCode, WhisperError } from "../errors.js";
+import type { SessionInfo } from "../events.js";
+import { type BucketState, leakyBucketInPlace } from "../limiter.js";
+import { poolKeyOf } from "../matchmaking.js";
 import type {
   BlockFrame,
   ClientFrame,
@@ -12,9 +12,10 @@ import type {
   ReplyFrame,
   RoomFrame,
   ServerFrame,
-} from "./protocol.js";
-import { PROTOCOL_VERSION } from "./protocol.js";
-import type { HubSettings } from "./settings.js";
+} from "../protocol.js";
+import { PROTOCOL_VERSION } from "../protocol.js";
+import type { RelayOutcome } from "../router.js";
+import type { HubSettings } from "../settings.js";
 import type {
   BucketRule,
   FrameMessage,
@@ -25,8 +26,9 @@ import type {
   SessionRecord,
   SessionSnapshot,
   StoredMessage,
-} from "./store.js";
-import { FrameError, parseClientFrame, validateClientFrame } from "./validate.js";
+} from "../store.js";
+import { FrameError, parseClientFrame, validateClientFrame } from "../validate.js";
+import type { SessionHost } from "./host.js";
 
 /**
  * The states of a session.
@@ -40,15 +42,6 @@ import { FrameError, parseClientFrame, validateClientFrame } from "./validate.js
  * ```
  */
 export type SessionState = "idle" | "waiting" | "room" | "away" | "closed";
-
-/** Separates a session id from the version in a pool key; never part of a session id. */
-const POOL_KEY_SEPARATOR = "~";
-
-/** The session id behind a pool key. */
-export function sessionOfPoolKey(poolKey: string): string {
-  const i = poolKey.lastIndexOf(POOL_KEY_SEPARATOR);
-  return i < 0 ? poolKey : poolKey.slice(0, i);
-}
 
 /** One settled promise shared by every idle session's queues. */
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -156,27 +149,23 @@ export class Session {
    */
   persisted = false;
 
+  private readonly settings: HubSettings;
+
   constructor(
-    private readonly hub: WhisperHub,
-    private readonly settings: HubSettings,
+    private readonly host: SessionHost,
     identity: Identity,
     readonly id: string,
     tokenHash: string,
   ) {
+    this.settings = host.settings;
     this.identity = identity;
     this.tokenHash = tokenHash;
   }
 
   /** A session rebuilt from its stored record, on the node where it resumes. */
-  static fromRecord(
-    hub: WhisperHub,
-    settings: HubSettings,
-    record: SessionRecord,
-    tokenHash: string,
-  ): Session {
+  static fromRecord(host: SessionHost, record: SessionRecord, tokenHash: string): Session {
     const s = new Session(
-      hub,
-      settings,
+      host,
       { userId: record.userId, name: record.name, roles: record.roles, guest: record.guest },
       record.sessionId,
       tokenHash,
@@ -221,7 +210,7 @@ export class Session {
   record(): SessionRecord {
     const record: SessionRecord = {
       sessionId: this.id,
-      nodeId: this.hub.nodeId,
+      nodeId: this.host.nodeId,
       userId: this.identity.userId,
       name: this.identity.name,
       roles: this.identity.roles,
@@ -241,9 +230,9 @@ export class Session {
     this.persisted = true;
     const ttl =
       this.conn === undefined ? this.settings.limits.resumeGraceMs : this.settings.sessionRecordTtlMs;
-    this.hub.store.sessions
+    this.host.store.sessions
       .put(this.record(), ttl)
-      .catch((error) => this.hub.emit("error", { error, sessionId: this.id }));
+      .catch((error) => this.host.events.emit("error", { error, sessionId: this.id }));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -329,7 +318,7 @@ export class Session {
   /** Keeps the session for the resume grace: out of the pool, partner told `partner_away`. */
   goAway(): void {
     this.goAwayQuietly();
-    this.hub.emit("sessionAway", this.info());
+    this.host.events.emit("sessionAway", this.info());
     this.run(this.leaveForAWhile());
   }
 
@@ -354,7 +343,7 @@ export class Session {
     this.persist();
     if (logical === "waiting") await this.leavePool();
     if (logical === "room" && partner !== undefined && roomId !== undefined) {
-      await this.hub.route(partner, {
+      await this.host.router.route(partner, {
         to: partner.sessionId,
         roomId,
         frame: { type: "partner_away", roomId },
@@ -364,7 +353,7 @@ export class Session {
 
   private async expire(): Promise<void> {
     if (this.closed || this.conn !== undefined) return;
-    this.hub.emit("resume", { ...this.info(), ok: false });
+    this.host.events.emit("resume", { ...this.info(), ok: false });
     await this.terminate(undefined, undefined);
   }
 
@@ -399,7 +388,7 @@ export class Session {
       else moved = true; // the old node is gone: the partner must learn our new address
     }
     await this.outbox; // frames kept while away are all in the mailbox before it is read
-    const missed = await this.hub.store.mailbox.drain(this.id);
+    const missed = await this.host.store.mailbox.drain(this.id);
     const replayed = await this.replayHistory(resume.lastSeen, resume.released !== undefined);
     // A message replayed from the history may still be on its way here by its route (routed to
     // the old node, then found here): it must not be delivered a second time when it arrives.
@@ -415,12 +404,12 @@ export class Session {
       await this.deliver(message);
     }
     if (this.closed) return;
-    this.hub.emit("resume", { ...this.info(), ok: true });
+    this.host.events.emit("resume", { ...this.info(), ok: true });
     const { partner, roomId } = this;
     if (this.logical === "room" && partner !== undefined && roomId !== undefined) {
       const back: FrameMessage = { to: partner.sessionId, roomId, frame: { type: "partner_back", roomId } };
       if (moved) back.partner = this.member();
-      await this.hub.route(partner, back);
+      await this.host.router.route(partner, back);
     }
     this.persist();
     // A session taken over while live and waiting still has its pool entry: it keeps it (a
@@ -443,7 +432,7 @@ export class Session {
     const colon = lastSeen?.indexOf(":") ?? -1;
     const cursorHere = lastSeen !== undefined && colon > 0 && lastSeen.slice(0, colon) === roomId;
     if (!cursorHere && !moved) return sent;
-    const history = await this.hub.store.rooms.history(roomId);
+    const history = await this.host.store.rooms.history(roomId);
     this.rememberAcks(history);
     if (!cursorHere || lastSeen === undefined) return sent;
     const after = lastSeen.slice(colon + 1);
@@ -474,14 +463,14 @@ export class Session {
   /** Takes this session's entry out of the pool. Resolves `false` if it was already claimed. */
   private leavePool(): Promise<boolean> {
     this.inPool = false;
-    return this.hub.store.pool.remove(this.poolKey);
+    return this.host.store.pool.remove(this.poolKey);
   }
 
   private member(): RoomMember {
     return {
       sessionId: this.id,
       userId: this.identity.userId,
-      nodeId: this.hub.nodeId,
+      nodeId: this.host.nodeId,
       name: this.identity.name,
     };
   }
@@ -490,7 +479,7 @@ export class Session {
   // Inbound requests
 
   private run(p: Promise<void>): void {
-    p.catch((error) => this.hub.emit("error", { error, sessionId: this.id }));
+    p.catch((error) => this.host.events.emit("error", { error, sessionId: this.id }));
   }
 
   /**
@@ -503,7 +492,7 @@ export class Session {
       try {
         await task();
       } catch (error) {
-        this.hub.emit("error", { error, sessionId: this.id });
+        this.host.events.emit("error", { error, sessionId: this.id });
       } finally {
         this.depth--;
       }
@@ -514,7 +503,7 @@ export class Session {
   private enqueue(input: unknown, reply: Reply | undefined): void {
     if (this.closed) return;
     if (this.pending >= this.settings.maxPendingRequests) {
-      this.hub.countLimited("requests", this.id);
+      this.host.counters.limit("requests", this.id);
       this.answer(
         withId(
           {
@@ -534,7 +523,7 @@ export class Session {
       try {
         await this.process(input, reply);
       } catch (error) {
-        this.hub.emit("error", { error, sessionId: this.id });
+        this.host.events.emit("error", { error, sessionId: this.id });
         this.answer(internalError(undefined), reply);
       } finally {
         this.pending--;
@@ -554,7 +543,7 @@ export class Session {
     } catch (error) {
       if (error instanceof FrameError) {
         await this.relayed(); // answers go out in request order
-        this.hub.countError(error.code, this.id);
+        this.host.counters.error(error.code, this.id);
         this.answer(errorFrame(error, error.requestId), reply);
         return;
       }
@@ -580,9 +569,10 @@ export class Session {
     try {
       // Anything but a message waits for the messages before it (see `message`).
       if (frame.type !== "message") await this.relayed();
+      const authorize = this.host.authorize;
       if (
-        this.hub.hasAuthorizeHook &&
-        !(await this.hub.authorize(this.identity, frame.type, { sessionId: this.id, roomId: this.roomId }))
+        authorize !== undefined &&
+        !(await authorize(this.identity, frame.type, { sessionId: this.id, roomId: this.roomId }))
       ) {
         throw new WhisperError("forbidden", `you are not allowed to ${frame.type}`);
       }
@@ -593,8 +583,8 @@ export class Session {
         this.fail(error, frame.id, reply);
         return;
       }
-      this.hub.countError("internal", this.id);
-      this.hub.emit("error", { error, sessionId: this.id });
+      this.host.counters.error("internal", this.id);
+      this.host.events.emit("error", { error, sessionId: this.id });
       this.answer(internalError(frame.id), reply);
     }
   }
@@ -615,7 +605,7 @@ export class Session {
           const limit = this.consumeLocal(0);
           // Dropped while a message would be refused: typing must not outlast the rate.
           if (limit.level + 1 > this.settings.messageRate.capacity) return;
-          await this.hub.route(this.partner, {
+          await this.host.router.route(this.partner, {
             to: this.partner.sessionId,
             roomId: this.roomId,
             frame: { type: "typing", active: frame.active },
@@ -644,7 +634,7 @@ export class Session {
           );
           return;
         }
-        const refreshed = await this.hub.reauthenticate(frame.token, this.identity);
+        const refreshed = await this.host.reauthenticate(frame.token, this.identity);
         this.identity = { ...this.identity, expiresAt: refreshed.expiresAt };
         this.armTokenExpiry();
         if (this.persisted) this.persist(); // a resume elsewhere keeps the new expiry
@@ -674,21 +664,21 @@ export class Session {
   }
 
   private async churn(): Promise<void> {
-    let limit = await this.hub.store.limiter.consume(
+    let limit = await this.host.store.limiter.consume(
       `churn:${this.identity.userId}`,
       this.settings.churnRate,
       1,
     );
     if (limit.allowed && this.identity.guest === true && this.address !== "") {
       // Guests also share a bucket per address: each throwaway connection is a new user.
-      limit = await this.hub.store.limiter.consume(
+      limit = await this.host.store.limiter.consume(
         `churnaddr:${this.address}`,
         this.settings.guestChurnPerAddress,
         1,
       );
     }
     if (!limit.allowed) {
-      this.hub.countLimited("churn", this.id);
+      this.host.counters.limit("churn", this.id);
       throw new WhisperError("rate_limited", "you are joining and skipping too fast", {
         retryAfterMs: limit.retryAfterMs,
       });
@@ -735,18 +725,18 @@ export class Session {
     // A fresh pool key per entry: a claim aimed at an entry this session has since replaced
     // (a location update racing with someone's search) finds nothing and fails.
     this.poolVersion++;
-    this.poolKey = `${this.id}${POOL_KEY_SEPARATOR}${this.poolVersion.toString(36)}`;
+    this.poolKey = poolKeyOf(this.id, this.poolVersion);
     const entry: PoolEntry = {
       sessionId: this.poolKey,
       userId: this.identity.userId,
-      nodeId: this.hub.nodeId,
+      nodeId: this.host.nodeId,
       name: this.identity.name,
       lat: params.lat,
       lng: params.lng,
       rangeKm: params.rangeKm,
       since,
     };
-    await this.hub.store.pool.add(entry);
+    await this.host.store.pool.add(entry);
     this.inPool = true;
     if (this.isClosed() || this.conn === undefined) {
       // The connection closed while the entry was being added: take it back out.
@@ -755,11 +745,11 @@ export class Session {
     }
     if (answer) {
       this.answer(withId({ type: "waiting", since }, id), reply);
-      this.hub.emit("waiting", { ...this.info(), since });
+      this.host.events.emit("waiting", { ...this.info(), since });
     }
     this.persist();
     // Insert, then search: the answer `waiting` always precedes `matched`.
-    if (this.logical === "waiting") await this.hub.match(entry, this);
+    if (this.logical === "waiting") await this.search(entry);
   }
 
   /**
@@ -782,6 +772,14 @@ export class Session {
     return leakyBucketInPlace(state, rule, cost, now);
   }
 
+  /** Searches a partner for this session's pool entry. */
+  private async search(entry: PoolEntry): Promise<void> {
+    // A candidate's node looked silent but is not confirmed dead: look again once it had time
+    // to heartbeat, so an eligible pair is not left waiting.
+    if ((await this.host.match(entry, this.info())) === "later")
+      this.searchAgainLater(this.settings.nodeHeartbeatMs);
+  }
+
   /** Runs the pool search again after `delayMs`, if the session is still waiting by then. */
   searchAgainLater(delayMs: number): void {
     if (this.searchTimer !== undefined) clearTimeout(this.searchTimer);
@@ -789,8 +787,8 @@ export class Session {
       this.searchTimer = undefined;
       this.schedule(async () => {
         if (this.closed || this.conn === undefined || this.logical !== "waiting") return;
-        const entry = await this.hub.store.pool.get(this.poolKey);
-        if (entry !== undefined) await this.hub.match(entry, this);
+        const entry = await this.host.store.pool.get(this.poolKey);
+        if (entry !== undefined) await this.search(entry);
       });
     }, delayMs);
     timer.unref();
@@ -837,16 +835,17 @@ export class Session {
       partner,
       stored:
         frame.id === undefined
-          ? { messageId: this.hub.nextMessageId(), from: this.id, text: frame.text, ts: this.settings.now() }
+          ? { messageId: this.host.nextMessageId(), from: this.id, text: frame.text, ts: this.settings.now() }
           : {
-              messageId: this.hub.nextMessageId(),
+              messageId: this.host.nextMessageId(),
               from: this.id,
               text: frame.text,
               ts: this.settings.now(),
               requestId: frame.id,
             },
     });
-    this.relaying ??= this.hub.store.relay === undefined ? this.relay() : nextTurn().then(() => this.relay());
+    this.relaying ??=
+      this.host.store.relay === undefined ? this.relay() : nextTurn().then(() => this.relay());
   }
 
   /** Sends the relay queue to the store, a batch (one room, at most {@link RELAY_BATCH}) at a time. */
@@ -859,7 +858,9 @@ export class Session {
         while (n < queue.length && n < RELAY_BATCH && (queue[n] as Outgoing).roomId === roomId) n++;
         const batch = queue.splice(0, n);
         this.relayBatch = batch;
-        await this.relayOne(batch).catch((error) => this.hub.emit("error", { error, sessionId: this.id }));
+        await this.relayOne(batch).catch((error) =>
+          this.host.events.emit("error", { error, sessionId: this.id }),
+        );
       }
     } finally {
       this.relayBatch = undefined;
@@ -871,17 +872,17 @@ export class Session {
     const { roomId, partner } = batch[0] as Outgoing;
     let outcomes: RelayOutcome[];
     try {
-      outcomes = await this.hub.relayMessages(
+      outcomes = await this.host.router.relay(
         this.identity.userId,
         roomId,
         partner,
         batch.map((o) => o.stored),
       );
     } catch (error) {
-      this.hub.emit("error", { error, sessionId: this.id });
+      this.host.events.emit("error", { error, sessionId: this.id });
       for (const o of batch) {
         this.pending--;
-        this.hub.countError("internal", this.id);
+        this.host.counters.error("internal", this.id);
         this.answer(internalError(o.frame.id), o.reply);
       }
       return;
@@ -902,7 +903,7 @@ export class Session {
       }
       this.strikes = 0;
       const { messageId, text, ts } = o.stored;
-      this.hub.countMessage();
+      this.host.counters.message();
       if (o.frame.id !== undefined) {
         this.recentAcks ??= new Map();
         this.recentAcks.set(o.frame.id, { messageId, ts });
@@ -910,8 +911,8 @@ export class Session {
           this.recentAcks.delete(this.recentAcks.keys().next().value as string);
       }
       this.answer(withId({ type: "ack", messageId, ts }, o.frame.id), o.reply);
-      if (this.hub.listenerCount("message") > 0) {
-        this.hub.emit("message", { ...this.info(), roomId, messageId, text, ts });
+      if (this.host.events.listenerCount("message") > 0) {
+        this.host.events.emit("message", { ...this.info(), roomId, messageId, text, ts });
       }
     }
   }
@@ -929,7 +930,7 @@ export class Session {
   ): Promise<void> {
     if (this.closed) return;
     this.strikes++;
-    this.hub.countLimited(kind, this.id);
+    this.host.counters.limit(kind, this.id);
     if (this.strikes >= this.settings.floodCloseAfter) {
       // Not awaited: ending waits for the relay queue, which may be what is running this.
       this.run(this.terminate(CloseCode.Policy, "flooding after repeated rate_limited"));
@@ -940,7 +941,7 @@ export class Session {
 
   /** Answers a request with an error (counted). */
   private fail(error: WhisperError, id: string | undefined, reply: Reply | undefined): void {
-    this.hub.countError(error.code, this.id);
+    this.host.counters.error(error.code, this.id);
     this.answer(errorFrame(error, id), reply);
   }
 
@@ -968,7 +969,11 @@ export class Session {
     await this.churn();
     const partner = this.partner;
     if (this.logical === "room" && partner !== undefined) {
-      await this.hub.store.exclusions.add(this.identity.userId, partner.userId, this.settings.nextCooldownMs);
+      await this.host.store.exclusions.add(
+        this.identity.userId,
+        partner.userId,
+        this.settings.nextCooldownMs,
+      );
       await this.leaveRoomOrPool("next");
       // When the cooldown ends the two may be eligible again: look again then.
       this.searchAgainLater(this.settings.nextCooldownMs + 1);
@@ -987,13 +992,18 @@ export class Session {
     // A block is forever, but a guest's user id lives only as long as its session: a block that
     // involves a guest lasts as long as a session record can (`sessionRecordTtlMs`).
     const guestInvolved =
-      this.identity.guest === true || (await this.hub.store.sessions.get(partner.sessionId))?.guest === true;
-    await this.hub.store.exclusions.add(
+      this.identity.guest === true || (await this.host.store.sessions.get(partner.sessionId))?.guest === true;
+    await this.host.store.exclusions.add(
       this.identity.userId,
       partner.userId,
       guestInvolved ? this.settings.sessionRecordTtlMs : undefined,
     );
-    this.hub.emit("blocked", { ...this.info(), roomId, blockedUserId: partner.userId, reason: frame.reason });
+    this.host.events.emit("blocked", {
+      ...this.info(),
+      roomId,
+      blockedUserId: partner.userId,
+      reason: frame.reason,
+    });
     await this.leaveRoomOrPool("left", "blocked");
     await this.enterPool(params, this.settings.now(), frame.id, reply, true);
   }
@@ -1012,10 +1022,10 @@ export class Session {
     if (logical === "waiting") {
       await this.leavePool();
     } else if (logical === "room" && roomId !== undefined) {
-      this.hub.emit("left", { ...this.info(), roomId, reason: event });
+      this.host.events.emit("left", { ...this.info(), roomId, reason: event });
       // Messages accepted before leaving (say, right before a normal close) go out first.
       await this.relayed();
-      await this.hub.closeRoom(roomId, this.id, reason);
+      await this.host.router.closeRoom(roomId, this.id, reason);
     }
     this.persist();
   }
@@ -1057,7 +1067,7 @@ export class Session {
       }
       if (this.closed || this.logical !== "waiting" || message?.partner === undefined) {
         // We left the pool (or closed) after being claimed: undo the room for the partner.
-        this.run(this.hub.closeRoom(frame.roomId, this.id, this.closed ? "disconnected" : "left"));
+        this.run(this.host.router.closeRoom(frame.roomId, this.id, this.closed ? "disconnected" : "left"));
         return;
       }
       this.logical = "room";
@@ -1069,7 +1079,7 @@ export class Session {
         // Matched while away: the partner learns at once that we are away.
         const partner = message.partner;
         this.run(
-          this.hub
+          this.host.router
             .route(partner, {
               to: partner.sessionId,
               roomId: frame.roomId,
@@ -1120,9 +1130,9 @@ export class Session {
     }
     const { maxMailbox, limits } = this.settings;
     this.outbox = this.outbox
-      .then(() => this.hub.store.mailbox.push(this.id, frame, maxMailbox, limits.resumeGraceMs))
+      .then(() => this.host.store.mailbox.push(this.id, frame, maxMailbox, limits.resumeGraceMs))
       .catch((error) => {
-        this.hub.emit("error", { error, sessionId: this.id });
+        this.host.events.emit("error", { error, sessionId: this.id });
       });
   }
 
@@ -1148,7 +1158,7 @@ export class Session {
   /** Ends the room with `lost` if this session is still in it and the store no longer has it. */
   async checkRoom(roomId: string): Promise<void> {
     if (this.closed || this.logical !== "room" || this.roomId !== roomId) return;
-    if ((await this.hub.store.rooms.get(roomId)) === undefined) await this.roomLost(roomId);
+    if ((await this.host.store.rooms.get(roomId)) === undefined) await this.roomLost(roomId);
   }
 
   /**
@@ -1163,10 +1173,10 @@ export class Session {
     this.roomId = undefined;
     this.partner = undefined;
     this.clearPartnerLost();
-    this.hub.emit("left", { ...this.info(), roomId, reason: "lost" });
+    this.host.events.emit("left", { ...this.info(), roomId, reason: "lost" });
     this.persist();
     this.emitOrKeep({ type: "partner_left", roomId, reason: "lost" });
-    await this.hub.route(partner, {
+    await this.host.router.route(partner, {
       to: partner.sessionId,
       roomId,
       frame: { type: "partner_left", roomId, reason: "lost" },
@@ -1191,7 +1201,7 @@ export class Session {
         return;
       }
       if (this.logical !== "waiting" || this.conn === undefined || this.lastJoin === undefined) return;
-      if ((await this.hub.store.pool.get(this.poolKey)) !== undefined) return;
+      if ((await this.host.store.pool.get(this.poolKey)) !== undefined) return;
       if (this.isClosed() || this.logical !== "waiting") return; // matched meanwhile
       await this.enterPool(this.lastJoin, this.since, undefined, undefined, false);
     });
@@ -1211,10 +1221,10 @@ export class Session {
    * session record says where it lives now. Only if it is still on the dead node is it lost.
    */
   private async partnerMovedOrLost(partner: RoomMember, roomId: string): Promise<void> {
-    const record = await this.hub.store.sessions.get(partner.sessionId);
+    const record = await this.host.store.sessions.get(partner.sessionId);
     if (this.roomId !== roomId || this.closed) return;
     if (record !== undefined && record.nodeId !== partner.nodeId) {
-      if ((await this.hub.store.nodes.alive([record.nodeId])).has(record.nodeId) && this.roomId === roomId) {
+      if ((await this.host.store.nodes.alive([record.nodeId])).has(record.nodeId) && this.roomId === roomId) {
         this.partner = { ...partner, nodeId: record.nodeId };
         this.lostRoom = undefined;
         this.persist();
@@ -1224,9 +1234,9 @@ export class Session {
     this.emitOrKeep({ type: "partner_away", roomId });
     this.partnerLostTimer = setTimeout(() => {
       if (this.roomId !== roomId || this.closed) return;
-      this.run(this.hub.closeRoom(roomId, partner.sessionId, "disconnected"));
+      this.run(this.host.router.closeRoom(roomId, partner.sessionId, "disconnected"));
       // Its grace is over: the dead node's session ends like any other (no late resume).
-      this.run(this.hub.endOrphan(partner.sessionId, partner.nodeId));
+      this.run(this.host.endOrphan(partner.sessionId, partner.nodeId));
     }, this.settings.limits.resumeGraceMs);
     this.partnerLostTimer.unref();
   }
@@ -1273,17 +1283,17 @@ export class Session {
     this.closed = true;
     this.conn = undefined;
     this.held = undefined;
-    this.hub.forget(this);
-    this.hub.emit("sessionClosed", { ...this.info(), code });
+    this.host.forget(this);
+    this.host.events.emit("sessionClosed", { ...this.info(), code });
     const cleanup = (async () => {
       await leaving;
       await this.outbox;
       // A session never saved has no record and no mailbox (it is saved before it can go away).
       if (this.persisted)
-        await Promise.all([this.hub.store.sessions.delete(this.id), this.hub.store.mailbox.drain(this.id)]);
+        await Promise.all([this.host.store.sessions.delete(this.id), this.host.store.mailbox.drain(this.id)]);
     })();
     // The hub's close waits for it: no store call outlives the hub.
-    this.hub.settle(cleanup);
+    this.host.settle(cleanup);
     await cleanup;
   }
 
