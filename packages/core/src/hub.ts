@@ -1,19 +1,12 @@
-import { createHash } from "node:crypto";
 import { EventEmitter } from "eventemitter3";
 import { clientAddress, proxyMatcher } from "./address.js";
-import type {
-  Admission,
-  Connection,
-  Handshake,
-  Identity,
-  Refusal,
-  ResumeTicket,
-  SessionLink,
-} from "./connection.js";
+import { Admissions, allowed, hashToken } from "./admission.js";
+import type { Admission, Connection, Handshake, Identity, Refusal, SessionLink } from "./connection.js";
 import { Counters } from "./counters.js";
 import type { ErrorCode } from "./errors.js";
 import { CloseCode, WhisperError } from "./errors.js";
 import type { HubEvents } from "./events.js";
+import { Handover } from "./handover.js";
 import { randomId } from "./ids.js";
 import { Liveness } from "./liveness.js";
 import { Matchmaker } from "./matchmaking.js";
@@ -23,7 +16,6 @@ import { Router } from "./router.js";
 import type { SessionHost } from "./session/host.js";
 import { type ResumeContext, Session } from "./session/session.js";
 import {
-  type AuthenticateHook,
   type AuthorizeHook,
   type HubAction,
   type HubActionContext,
@@ -32,7 +24,7 @@ import {
   resolveSettings,
   type WhisperOptions,
 } from "./settings.js";
-import type { BanRecord, BusMessage, LimitResult, SessionRecord, SessionSnapshot, Store } from "./store.js";
+import type { BanRecord, BusMessage, Store } from "./store.js";
 
 /** Counts for an admin view. */
 export interface HubStats {
@@ -71,49 +63,6 @@ export interface AdminCaller {
   by?: Identity;
 }
 
-const MAX_PARAM_CHARS = 8192;
-/** The roles of every guest: one shared, frozen empty list. */
-const NO_ROLES: readonly string[] = Object.freeze([]);
-/** How long a resuming node waits for the old node to hand a session over. */
-const RELEASE_TIMEOUT_MS = 2000;
-/**
- * How long a resume admitted by `admit` waits for `open`. An adapter whose socket died in the
- * handshake should call `cancel`; past this the hub cancels the ticket itself.
- */
-const TICKET_TTL_MS = 10_000;
-
-/** A resume admitted and waiting for `open` (or `cancel`). */
-interface Ticket {
-  session: Session;
-  /** The fresh resume token `welcome` will carry. */
-  token: string;
-  /** The hash of the token the client resumed with: given back if the resume is cancelled. */
-  previousHash: string;
-  /** For a session rebuilt here from its record: the node that owned it (asked to hand it over at `open`). */
-  fromNode?: string;
-  /** The client's message cursor (handshake parameter `last`). */
-  lastSeen?: string;
-  timer: NodeJS.Timeout;
-}
-
-/**
- * Whether a connection of `identity` may take over a session of `owner`: a registered user's
- * session only by the same user, a guest's only by a guest (who holds its resume token).
- */
-function mayResume(identity: Identity, owner: { userId: string; guest?: boolean }): boolean {
-  if (owner.guest === true) return identity.guest === true;
-  return identity.guest !== true && identity.userId === owner.userId;
-}
-
-function firstHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** The stored form of a resume token: its SHA-256, so a leaked store does not leak tokens. */
-export function hashToken(token: string): string {
-  return createHash("sha256").update(token).digest("base64url");
-}
-
 /**
  * The WhisperChat engine for one node: admits connections, runs sessions, matches, relays.
  * Transport adapters feed it connections; a {@link Store} holds what nodes share.
@@ -131,16 +80,12 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   private readonly router: Router;
   private readonly liveness: Liveness;
   private readonly counters: Counters;
-  private readonly releases = new Map<string, (snapshot: SessionSnapshot | null) => void>();
-  /** Resumes admitted but not opened yet (see {@link WhisperHub.cancel}). */
-  private readonly tickets = new Map<ResumeTicket, Ticket>();
-  private readonly authenticateHook: AuthenticateHook | undefined;
+  private readonly admissions: Admissions;
+  private readonly handover: Handover;
   private readonly reauthenticateHook: ReauthenticateHook | undefined;
   private readonly authorizeHook: AuthorizeHook | undefined;
-  private readonly allowGuests: boolean;
   /** Whether a peer address is a trusted proxy. */
   readonly isTrustedProxy: (address: string) => boolean;
-  private readonly originAllowed: (origin: string | undefined) => boolean;
   private unsubscribe: (() => Promise<void>) | undefined;
   private subscribed = false;
   private subscribing = false;
@@ -164,18 +109,9 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     this.logger = options.logger ?? silentLogger;
     this.nodeId = options.nodeId ?? `node-${randomId(9)}`;
     this.settings = resolveSettings(options);
-    this.authenticateHook = options.authenticate;
     this.reauthenticateHook = options.reauthenticate;
     this.authorizeHook = options.authorize;
-    this.allowGuests = options.allowGuests ?? true;
     this.isTrustedProxy = proxyMatcher(options.trustedProxies);
-    const origins = options.allowedOrigins;
-    if (origins === undefined) this.originAllowed = () => true;
-    else if (typeof origins === "function") this.originAllowed = origins;
-    else {
-      const set = new Set(origins);
-      this.originAllowed = (origin) => origin === undefined || set.has(origin);
-    }
     this.counters = new Counters(this);
     this.router = new Router(this.nodeId, this.store, this.settings, this.sessions);
     this.liveness = new Liveness(this.nodeId, this.store, this.settings, this.logger);
@@ -216,6 +152,29 @@ export class WhisperHub extends EventEmitter<HubEvents> {
         work.then(done, done);
       },
     };
+    this.admissions = new Admissions(
+      this.nodeId,
+      this.store,
+      this.settings,
+      this.host,
+      this.sessions,
+      this,
+      this.counters,
+      {
+        authenticate: options.authenticate,
+        authorize: options.authorize,
+        allowGuests: options.allowGuests ?? true,
+        originAllowed: originRule(options.allowedOrigins),
+      },
+      (remoteAddress, headers) => this.clientAddress(remoteAddress, headers),
+      () => this.closing,
+      () => this.ready,
+    );
+    this.handover = new Handover(this.nodeId, this.store, this.settings, this.router, (sessionId) => {
+      const session = this.sessions.get(sessionId);
+      this.sessions.delete(sessionId);
+      return session;
+    });
     this.ready = this.subscribe();
     this.wireLogging();
     this.heartbeat = setInterval(() => {
@@ -278,7 +237,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       ...raw,
       remoteAddress: this.clientAddress(raw.remoteAddress, raw.headers),
     };
-    const admission = await this.decide(handshake);
+    const admission = await this.admissions.decide(handshake);
     if (!admission.ok) {
       this.emit("refused", {
         status: admission.status,
@@ -298,193 +257,8 @@ export class WhisperHub extends EventEmitter<HubEvents> {
    * full admission's bucket first, which answers with a proper 429. Resolves a
    * {@link Refusal} to answer, or `undefined` to go on.
    */
-  async throttleHandshake(
-    remoteAddress: string,
-    headers: Handshake["headers"],
-  ): Promise<Refusal | undefined> {
-    const closed = this.closedGate();
-    if (closed !== undefined) return closed;
-    const address = this.clientAddress(remoteAddress, headers);
-    try {
-      const { capacity, ratePerSec } = this.settings.connectRate;
-      const rule = { capacity: capacity * 2, ratePerSec: ratePerSec * 2 };
-      return this.connectLimited(await this.store.limiter.consume(`handshake:${address}`, rule, 1));
-    } catch (error) {
-      this.emit("error", { error, sessionId: undefined });
-      return refuse(503, "internal", "the server could not admit the connection; try again", 1);
-    }
-  }
-
-  /** Draining or at the connection cap: the refusal, else `undefined`. */
-  private closedGate(): Refusal | undefined {
-    if (this.closing)
-      return refuse(503, "internal", "the server is shutting down; reconnect to another node", 1);
-    if (this.sessions.size >= this.settings.maxSessions) {
-      return refuse(503, "internal", "the server is at its connection cap; try again later", 5);
-    }
-    return undefined;
-  }
-
-  /** A refused connection attempt as a 429 (counted), or `undefined` when allowed. */
-  private connectLimited(limit: LimitResult): Refusal | undefined {
-    if (limit.allowed) return undefined;
-    this.counters.limit("connect", undefined);
-    return refuse(
-      429,
-      "rate_limited",
-      "too many connection attempts; slow down",
-      Math.ceil(limit.retryAfterMs / 1000),
-    );
-  }
-
-  private async decide(handshake: Handshake): Promise<Admission> {
-    const closed = this.closedGate();
-    if (closed !== undefined) return closed;
-    try {
-      await this.ready;
-    } catch (error) {
-      this.emit("error", { error, sessionId: undefined });
-      return refuse(503, "internal", "the server cannot reach its store", 1);
-    }
-    const origin = firstHeader(handshake.headers.origin);
-    if (!this.originAllowed(origin)) return refuse(403, "forbidden", "this origin is not allowed");
-    const token = param(handshake.params.token);
-    const resume = param(handshake.params.resume);
-    const last = param(handshake.params.last);
-    if (token === null || resume === null || last === null) {
-      return refuse(
-        400,
-        "bad_request",
-        "`token`, `resume` and `last` must each be given at most once, as short strings",
-      );
-    }
-    try {
-      const limited = this.connectLimited(
-        await this.store.limiter.consume(`connect:${handshake.remoteAddress}`, this.settings.connectRate, 1),
-      );
-      if (limited !== undefined) return limited;
-      let bearer = token;
-      if (bearer === undefined) {
-        const auth = firstHeader(handshake.headers.authorization);
-        const m = auth === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(auth);
-        bearer = m?.[1];
-        if (bearer !== undefined && bearer.length > MAX_PARAM_CHARS) {
-          return refuse(400, "bad_request", `a bearer token must be at most ${MAX_PARAM_CHARS} characters`);
-        }
-      }
-      let identity: Identity | null = null;
-      if (this.authenticateHook !== undefined) identity = await this.authenticateHook(handshake, bearer);
-      if (identity === null) {
-        if (!this.allowGuests) return refuse(401, "unauthorized", "this server requires a valid token");
-        identity = {
-          userId: `guest-${randomId(12)}`,
-          name: `Guest ${randomId(3).slice(0, 4)}`,
-          roles: NO_ROLES,
-          guest: true,
-        };
-      }
-      if (!identity.guest) {
-        const ban = await this.store.bans.get(identity.userId);
-        if (ban !== undefined) return refuse(403, "forbidden", bannedMessage(ban));
-      }
-      if (!(await this.authorize(identity, "connect", {}))) {
-        return refuse(403, "forbidden", "you are not allowed to connect");
-      }
-      const ticket = resume === undefined ? undefined : await this.takeBack(resume, identity, last);
-      return { ok: true, identity, resume: ticket, address: handshake.remoteAddress };
-    } catch (error) {
-      if (error instanceof WhisperError && error.code === "unauthorized")
-        return refuse(401, "unauthorized", error.message);
-      if (error instanceof WhisperError && error.code === "forbidden")
-        return refuse(403, "forbidden", error.message);
-      this.emit("error", { error, sessionId: undefined });
-      return refuse(503, "internal", "the server could not admit the connection; try again", 1);
-    }
-  }
-
-  /**
-   * The atomic part of a resume: swaps the single-use token in the store and takes ownership.
-   * Resolves `undefined` (a fresh session follows) for an unknown, used or expired token, or a
-   * token of another identity (see {@link mayResume}); a refused resume changes nothing, so
-   * someone else's attempt never burns the owner's token. A live connection of the session keeps
-   * it until the new connection opens (`open`), so a resume cut off mid-handshake costs nothing.
-   */
-  private async takeBack(
-    token: string,
-    identity: Identity,
-    lastSeen: string | undefined,
-  ): Promise<ResumeTicket | undefined> {
-    const dot = token.indexOf(".");
-    if (dot <= 0) return undefined;
-    const sessionId = token.slice(0, dot);
-    const previousHash = hashToken(token);
-    const fresh = `${sessionId}.${randomId(24)}`;
-    const freshHash = hashToken(fresh);
-    const local = this.sessions.get(sessionId);
-    if (local !== undefined && !local.persisted && !local.isClosed() && local.tokenHash === previousHash) {
-      // A session that never changed state has no record yet (idle sessions cost no store
-      // write): it can only be taken over on its own node, which is this one. Swapping the
-      // hash here, before any await, keeps the token single-use.
-      if (!mayResume(identity, local.identity)) return undefined;
-      local.tokenHash = freshHash;
-      return this.issueTicket({ session: local, token: fresh, previousHash }, lastSeen);
-    }
-    // The owner first (a session's user never changes), then the compare-and-set: a token of
-    // another identity is refused before it can burn anything.
-    const current = await this.store.sessions.get(sessionId);
-    if (
-      current === undefined ||
-      current.tokenHash !== previousHash ||
-      !mayResume(identity, current) ||
-      (await this.endedWithItsNode(current))
-    ) {
-      this.emit("resume", { sessionId, identity, ok: false });
-      return undefined;
-    }
-    const record = await this.store.sessions.takeover(
-      sessionId,
-      previousHash,
-      this.nodeId,
-      freshHash,
-      this.settings.sessionRecordTtlMs,
-    );
-    if (record === undefined) {
-      this.emit("resume", { sessionId, identity, ok: false });
-      return undefined;
-    }
-    const session = this.sessions.get(sessionId);
-    if (session !== undefined) {
-      session.tokenHash = freshHash;
-      return this.issueTicket({ session, token: fresh, previousHash }, lastSeen);
-    }
-    // Kept here (away) from now on: a frame routed by the record's new node id finds it.
-    const adopted = Session.fromRecord(this.host, record, freshHash);
-    this.sessions.set(sessionId, adopted);
-    adopted.goAwayQuietly();
-    return this.issueTicket(
-      { session: adopted, token: fresh, previousHash, fromNode: record.nodeId },
-      lastSeen,
-    );
-  }
-
-  /**
-   * Whether a session whose node died has ended all the same: its room was closed (its partner
-   * was told `partner_left` at the grace). Its record is removed; a resume gets a fresh session.
-   */
-  private async endedWithItsNode(record: SessionRecord): Promise<boolean> {
-    if (record.state !== "room" || record.roomId === undefined || record.nodeId === this.nodeId) return false;
-    if ((await this.store.rooms.get(record.roomId)) !== undefined) return false;
-    if ((await this.store.nodes.alive([record.nodeId])).has(record.nodeId)) return false;
-    await this.store.sessions.delete(record.sessionId);
-    return true;
-  }
-
-  private issueTicket(entry: Omit<Ticket, "timer">, lastSeen: string | undefined): ResumeTicket {
-    const ticket: ResumeTicket = { sessionId: entry.session.id };
-    const timer = setTimeout(() => this.giveBack(ticket), TICKET_TTL_MS);
-    timer.unref();
-    this.tickets.set(ticket, lastSeen === undefined ? { ...entry, timer } : { ...entry, timer, lastSeen });
-    return ticket;
+  throttleHandshake(remoteAddress: string, headers: Handshake["headers"]): Promise<Refusal | undefined> {
+    return this.admissions.throttle(remoteAddress, headers);
   }
 
   /**
@@ -496,47 +270,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
    * resume it does nothing. Tickets nobody opens or cancels are cancelled after 10 s.
    */
   cancel(admission: Admission): void {
-    if (admission.ok && admission.resume !== undefined) this.giveBack(admission.resume);
-  }
-
-  private giveBack(ticket: ResumeTicket): void {
-    const entry = this.tickets.get(ticket);
-    if (entry === undefined) return;
-    this.tickets.delete(ticket);
-    clearTimeout(entry.timer);
-    const { session } = entry;
-    if (session.isClosed()) return;
-    const freshHash = hashToken(entry.token);
-    if (entry.fromNode === undefined) {
-      session.resumeAbandoned(freshHash, entry.previousHash);
-      return;
-    }
-    // Rebuilt here for nothing: the record goes back to its node, with the token the client has.
-    session.halt();
-    this.host.forget(session);
-    this.store.sessions
-      .takeover(session.id, freshHash, entry.fromNode, entry.previousHash, this.settings.sessionRecordTtlMs)
-      .catch((error) => this.emit("error", { error, sessionId: session.id }));
-  } /** Asks the old node to hand the session over; resolves its snapshot, or `null` if it is gone. */
-  private requestRelease(sessionId: string, oldNode: string): Promise<SessionSnapshot | null> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.releases.delete(sessionId);
-        resolve(null);
-      }, RELEASE_TIMEOUT_MS);
-      timer.unref();
-      this.releases.set(sessionId, (snapshot) => {
-        clearTimeout(timer);
-        this.releases.delete(sessionId);
-        resolve(snapshot);
-      });
-      this.store.bus.publish(oldNode, { kind: "release", to: sessionId, nodeId: this.nodeId }).then(
-        (routed) => {
-          if (!routed) this.releases.get(sessionId)?.(null);
-        },
-        () => this.releases.get(sessionId)?.(null),
-      );
-    });
+    this.admissions.cancel(admission);
   }
 
   /**
@@ -546,26 +280,16 @@ export class WhisperHub extends EventEmitter<HubEvents> {
    */
   open(admitted: Admission, connection: Connection): SessionLink {
     if (!admitted.ok) throw new TypeError("hub.open needs an accepted admission (admit() returned ok: true)");
-    const resumed = admitted.resume === undefined ? undefined : this.tickets.get(admitted.resume);
-    if (resumed !== undefined && admitted.resume !== undefined) {
-      this.tickets.delete(admitted.resume);
-      clearTimeout(resumed.timer);
-      if (!resumed.session.isClosed()) {
-        // The old connection (if still open) is closed only now that the new one is here.
-        resumed.session.detach(CloseCode.Replaced, "session resumed by another connection");
-        resumed.session.address = admitted.address;
-        const from = resumed.fromNode;
-        const released =
-          from === undefined
-            ? undefined
-            : from === this.nodeId
-              ? Promise.resolve(null)
-              : this.requestRelease(resumed.session.id, from);
-        const context: ResumeContext = { by: admitted.identity };
-        if (released !== undefined) context.released = released;
-        if (resumed.lastSeen !== undefined) context.lastSeen = resumed.lastSeen;
-        return resumed.session.attach(connection, resumed.token, context);
-      }
+    const resumed = this.admissions.redeem(admitted.resume);
+    if (resumed !== undefined) {
+      const { session, fromNode, lastSeen } = resumed;
+      // The old connection (if still open) is closed only now that the new one is here.
+      session.detach(CloseCode.Replaced, "session resumed by another connection");
+      session.address = admitted.address;
+      const context: ResumeContext = { by: admitted.identity };
+      if (fromNode !== undefined) context.released = this.handover.request(session.id, fromNode);
+      if (lastSeen !== undefined) context.lastSeen = lastSeen;
+      return session.attach(connection, resumed.token, context);
     }
     const id = randomId(16);
     const token = `${id}.${randomId(24)}`;
@@ -646,8 +370,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.heartbeat);
-    for (const ticket of this.tickets.values()) clearTimeout(ticket.timer);
-    this.tickets.clear();
+    this.admissions.clear();
     const code = options.code ?? CloseCode.GoingAway;
     const reason =
       options.reason ?? (code === CloseCode.Restart ? "server restarting" : "server shutting down");
@@ -686,23 +409,13 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   // ------------------------------------------------------------------------------------------
   // Wiring
 
-  /** Consults the authorisation hook. */
-  private async authorize(
-    identity: Identity,
-    action: HubAction,
-    context: HubActionContext,
-  ): Promise<boolean> {
-    if (this.authorizeHook === undefined) return true;
-    return this.authorizeHook(identity, action, context);
-  }
-
   private async requireAdmin(
     caller: AdminCaller,
     action: HubAction,
     context: HubActionContext,
   ): Promise<void> {
     if (caller.by === undefined) return;
-    if (!(await this.authorize(caller.by, action, context))) {
+    if (!(await allowed(this.authorizeHook, caller.by, action, context))) {
       throw new WhisperError("forbidden", `not allowed to ${action}`);
     }
   }
@@ -726,28 +439,9 @@ export class WhisperHub extends EventEmitter<HubEvents> {
 
   private onBus(message: BusMessage): void {
     const fail = (error: unknown) => this.emit("error", { error, sessionId: message.to });
-    if (message.kind === "release") {
-      this.release(message.to, message.nodeId).catch(fail);
-      return;
-    }
-    if (message.kind === "released") {
-      this.releases.get(message.to)?.(message.snapshot);
-      return;
-    }
-    this.router.deliverHere(message).catch(fail);
-  }
-
-  /** Another node resumed one of our sessions: hand it over and forward what still comes here. */
-  private async release(sessionId: string, nodeId: string): Promise<void> {
-    const session = this.sessions.get(sessionId);
-    // Forwarding is only needed while frames addressed here are in flight.
-    this.router.forward(sessionId, nodeId, this.settings.sessionRecordTtlMs);
-    let snapshot: SessionSnapshot | null = null;
-    if (session !== undefined) {
-      this.sessions.delete(sessionId);
-      snapshot = await session.release();
-    }
-    await this.store.bus.publish(nodeId, { kind: "released", to: sessionId, snapshot });
+    if (message.kind === "release") this.handover.release(message.to, message.nodeId).catch(fail);
+    else if (message.kind === "released") this.handover.released(message);
+    else this.router.deliverHere(message).catch(fail);
   }
 
   /** Subscribes this node to the bus. A failure surfaces through `admit` and is retried by `tick`. */
@@ -793,6 +487,14 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   }
 }
 
+/** The `allowedOrigins` option as a predicate. */
+function originRule(origins: WhisperOptions["allowedOrigins"]): (origin: string | undefined) => boolean {
+  if (origins === undefined) return () => true;
+  if (typeof origins === "function") return origins;
+  const set = new Set(origins);
+  return (origin) => origin === undefined || set.has(origin);
+}
+
 /**
  * Message ids unique across nodes and restarts: a random per-process prefix and a counter
  * (cheaper than fresh random bytes on the relay's hot path; message ids need not be secret).
@@ -804,29 +506,6 @@ function messageIds(): () => string {
     counter++;
     return `${prefix}${counter.toString(36)}`;
   };
-}
-
-function bannedMessage(ban: BanRecord): string {
-  const until = ban.until === undefined ? "" : ` until ${new Date(ban.until).toISOString()}`;
-  return `you are banned${until}`;
-}
-
-function refuse(
-  status: Refusal["status"],
-  code: Refusal["code"],
-  message: string,
-  retryAfterSec?: number,
-): Refusal {
-  const r: Refusal = { ok: false, status, code, message };
-  if (retryAfterSec !== undefined) r.retryAfterSec = Math.max(1, retryAfterSec);
-  return r;
-}
-
-/** One handshake parameter: `undefined` when absent, `null` when malformed. */
-function param(value: string | string[] | undefined): string | undefined | null {
-  if (value === undefined) return undefined;
-  if (typeof value !== "string" || value.length === 0 || value.length > MAX_PARAM_CHARS) return null;
-  return value;
 }
 
 /**

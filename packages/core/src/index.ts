@@ -1,5 +1,6 @@
 export type { TrustedProxies } from "./address.js";
 export { clientAddress, normalizeAddress, proxyMatcher } from "./address.js";
+export { hashToken } from "./admission.js";
 export type { AdminAction, ClientAction, RolePolicyOptions, RoleRule } from "./auth/policy.js";
 export { ADMIN_ACTIONS, CLIENT_ACTIONS, isAdminAction, isClientAction, rolePolicy } from "./auth/policy.js";
 export type {
@@ -19,7 +20,7 @@ export type { HubEvents, SessionInfo } from "./events.js";
 export type { GeoBox } from "./geo.js";
 export { EARTH_RADIUS_KM, haversineKm, publicDistanceKm, rangeBoxes } from "./geo.js";
 export type { AdminCaller, HubCloseOptions, HubStats } from "./hub.js";
-export { createWhisper, hashToken, WhisperHub } from "./hub.js";
+export { createWhisper, WhisperHub } from "./hub.js";
 export { randomId } from "./ids.js";
 export type { BucketState } from "./limiter.js";
 export { assertBucketRule, drainMs, leakyBucket, leakyBucketInPlace } from "./limiter.js";
@@ -101,6 +102,7 @@ export type {
   Store,
   StoredMessage,
 } from "./store.js";
+export { withStoreClose } from "./store-wrap.js";
 export type {
   RefusalBody,
   UpgradeClaim,
