@@ -1,5 +1,20 @@
 export type { ClusterHarness, ClusterNode } from "./cluster-suite.js";
 export { clusterConformance } from "./cluster-suite.js";
+export { accountsConformance } from "./store/accounts.js";
+export { bansConformance } from "./store/bans.js";
+export { busConformance } from "./store/bus.js";
+export { exclusionsConformance } from "./store/exclusions.js";
+export { limiterConformance } from "./store/limiter.js";
+export { mailboxConformance } from "./store/mailbox.js";
+export { nodesConformance } from "./store/nodes.js";
+export { poolConformance } from "./store/pool.js";
+export type { RelayConformanceOptions } from "./store/relay.js";
+export { relayConformance } from "./store/relay.js";
+export { roomsConformance } from "./store/rooms.js";
+export { sessionsConformance } from "./store/sessions.js";
+export type { MakeStore, StoreCapabilityOptions, StorePart } from "./store/shared.js";
+export { prng } from "./store/shared.js";
+export type { StoreConformanceOptions } from "./store-suite.js";
 export { storeConformance } from "./store-suite.js";
 export type { TestApi, TestFn } from "./test-api.js";
 export type {
