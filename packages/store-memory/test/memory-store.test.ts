@@ -6,7 +6,7 @@ import {
   type PoolEntry,
   type SessionRecord,
 } from "@whisperchat/core";
-import { storeConformance } from "@whisperchat/core/testing";
+import { poolConformance, storeConformance } from "@whisperchat/core/testing";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createMemoryStore, type MemoryStore } from "../src/index.js";
@@ -14,6 +14,17 @@ import { createMemoryStore, type MemoryStore } from "../src/index.js";
 storeConformance({ describe, it, beforeEach, afterEach }, () => createMemoryStore(), {
   name: "@whisperchat/store-memory conformance",
 });
+
+// A store author can run just the suites of what the store implements: here a store that has
+// nothing but a pool.
+poolConformance(
+  { describe, it, beforeEach, afterEach },
+  () => {
+    const store = createMemoryStore();
+    return { pool: store.pool, close: () => store.close() };
+  },
+  { name: "@whisperchat/store-memory conformance, a pool alone" },
+);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
