@@ -1,12 +1,10 @@
 import type { Connection, Identity, Reply, SessionLink } from "../connection.js";
 import { CloseCode, WhisperError } from "../errors.js";
 import type { SessionInfo } from "../events.js";
-import { type BucketState, leakyBucketInPlace } from "../limiter.js";
 import { poolKeyOf } from "../matchmaking.js";
 import type {
   BlockFrame,
   ClientFrame,
-  ErrorFrame,
   JoinFrame,
   MessageRequestFrame,
   ReplyFrame,
@@ -14,13 +12,10 @@ import type {
   ServerFrame,
 } from "../protocol.js";
 import { PROTOCOL_VERSION } from "../protocol.js";
-import type { RelayOutcome } from "../router.js";
 import type { HubSettings } from "../settings.js";
 import type {
-  BucketRule,
   FrameMessage,
   JoinParams,
-  LimitResult,
   PoolEntry,
   RoomMember,
   SessionRecord,
@@ -28,7 +23,12 @@ import type {
   StoredMessage,
 } from "../store.js";
 import { FrameError, parseClientFrame, validateClientFrame } from "../validate.js";
+import { LocalBuckets } from "./buckets.js";
+import { errorFrame, internalError, requestIdOf, TOO_FAST, withId } from "./frames.js";
 import type { SessionHost } from "./host.js";
+import { Link, type LinkTarget } from "./link.js";
+import { RelayQueue } from "./relay-queue.js";
+import { RequestQueue } from "./requests.js";
 
 /**
  * The states of a session.
@@ -46,28 +46,8 @@ export type SessionState = "idle" | "waiting" | "room" | "away" | "closed";
 /** One settled promise shared by every idle session's queues. */
 const RESOLVED: Promise<void> = Promise.resolve();
 
-/** How many message ids a session remembers to recognise a resend. */
-const RECENT_ACKS = 64;
-
-/** Resolves in the event loop's next check phase, after the pending I/O callbacks. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 /** How long a refused message waits for the `partner_left` that explains it (see `checkRoomSoon`). */
 const ROOM_CHECK_DELAY_MS = 1000;
-
-/** At most this many messages go to the store in one batch. */
-const RELAY_BATCH = 32;
-
-/** A message past the session's own checks, on its way to the store and the partner. */
-interface Outgoing {
-  frame: MessageRequestFrame;
-  reply: Reply | undefined;
-  roomId: string;
-  partner: RoomMember;
-  stored: StoredMessage;
-}
 
 /** How a connection takes a session back (see {@link Session.attach}). */
 export interface ResumeContext {
@@ -83,7 +63,7 @@ export interface ResumeContext {
 type Logical = "idle" | "waiting" | "room";
 
 /** One client session on this node. Requests are handled one at a time, in order. */
-export class Session {
+export class Session implements LinkTarget {
   /** Who the session is; a guest's name changes with `join`. */
   identity: Identity;
   /** The hash of the current resume token. */
@@ -97,16 +77,8 @@ export class Session {
   private partner: RoomMember | undefined;
   private lastJoin: JoinParams | undefined;
   private since = 0;
-  private tail: Promise<void> = RESOLVED;
-  private pending = 0;
   /** A pending {@link Session.searchAgainLater}; cleared when the session ends or moves. */
   private searchTimer: NodeJS.Timeout | undefined;
-  /** The per-session message bucket (created on the first message). */
-  private bucket: BucketState | undefined;
-  /** The per-session request, typing and `auth` buckets (each created on first use). */
-  private requestBucket: BucketState | undefined;
-  private typingBucket: BucketState | undefined;
-  private authBucket: BucketState | undefined;
   /** Whether this session added its current pool entry and has not taken it out since. */
   private inPool = false;
   /**
@@ -121,8 +93,6 @@ export class Session {
   private poolVersion = 0;
   /** Rooms that closed while this session was waiting for their `matched` (see `applyFrame`). */
   private abandoned: string[] | undefined;
-  /** Tasks queued or running in {@link Session.schedule}. */
-  private depth = 0;
   private strikes = 0;
   /** Mailbox pushes while away, in order. */
   private outbox: Promise<void> = RESOLVED;
@@ -133,14 +103,6 @@ export class Session {
   /** The room whose partner's node was seen dead (told once). */
   private lostRoom: string | undefined;
   private tokenTimer: NodeJS.Timeout | undefined;
-  /** Messages past the session's checks, waiting for the store (see {@link Session.message}). */
-  private readonly relayQueue: Outgoing[] = [];
-  /** The batch on its way to the store. */
-  private relayBatch: Outgoing[] | undefined;
-  /** Set while the relay queue is being sent. */
-  private relaying: Promise<void> | undefined;
-  /** The acks of the latest message ids, so that a resent message is not delivered twice. */
-  private recentAcks: Map<string, { messageId: string; ts: number }> | undefined;
   /** The address of the client's connection (trusted proxies applied); "" when unknown. */
   address = "";
   /**
@@ -150,6 +112,11 @@ export class Session {
   persisted = false;
 
   private readonly settings: HubSettings;
+  /** Requests run one at a time, in order. */
+  private readonly requests: RequestQueue;
+  private readonly buckets: LocalBuckets;
+  /** Chat messages on their way to the store and the partner. */
+  private readonly relay: RelayQueue;
 
   constructor(
     private readonly host: SessionHost,
@@ -158,6 +125,21 @@ export class Session {
     tokenHash: string,
   ) {
     this.settings = host.settings;
+    this.requests = new RequestQueue((error) => host.events.emit("error", { error, sessionId: id }));
+    this.buckets = new LocalBuckets(host.settings);
+    this.relay = new RelayQueue(host, {
+      id,
+      userId: () => this.identity.userId,
+      answer: (frame, reply) => this.answer(frame, reply),
+      refuse: (retryAfterMs, requestId, reply) =>
+        this.refuse("message", TOO_FAST, retryAfterMs, requestId, reply),
+      fail: (error, requestId, reply) => this.fail(error, requestId, reply),
+      roomClosed: (roomId) => this.checkRoomSoon(roomId),
+      sent: (roomId, message) => this.sent(roomId, message),
+      settled: () => {
+        this.requests.pending--;
+      },
+    });
     this.identity = identity;
     this.tokenHash = tokenHash;
   }
@@ -264,18 +246,18 @@ export class Session {
     });
     if (resume !== undefined) {
       this.held ??= [];
-      this.schedule(() => this.replay(resume));
+      this.requests.schedule(() => this.replay(resume));
     }
     this.armTokenExpiry();
     return new Link(this, generation);
   }
 
-  /** @internal A frame (or a binary-frame error) from the connection of `generation`. */
+  /** A frame (or a binary-frame error) from the connection of `generation` (see {@link Link}). */
   inbound(generation: number, input: unknown, reply: Reply | undefined): void {
     if (generation === this.generation && !this.closed) this.enqueue(input, reply);
   }
 
-  /** @internal The connection of `generation` closed. */
+  /** The connection of `generation` closed (see {@link Link}). */
   connectionClosed(generation: number, code: number | undefined): void {
     if (generation === this.generation && !this.closed) this.dropped(code);
   }
@@ -307,7 +289,7 @@ export class Session {
     if (code === CloseCode.Normal || grace === 0) {
       // The requests that arrived before the close are handled first: a message sent right
       // before a normal close is still delivered.
-      this.run(this.tail.then(() => this.terminate(code, undefined)));
+      this.run(this.requests.tail.then(() => this.terminate(code, undefined)));
       return;
     }
     this.conn = undefined;
@@ -433,7 +415,7 @@ export class Session {
     const cursorHere = lastSeen !== undefined && colon > 0 && lastSeen.slice(0, colon) === roomId;
     if (!cursorHere && !moved) return sent;
     const history = await this.host.store.rooms.history(roomId);
-    this.rememberAcks(history);
+    this.relay.rememberFrom(history);
     if (!cursorHere || lastSeen === undefined) return sent;
     const after = lastSeen.slice(colon + 1);
     // An id no longer in the bounded history is older than all of it.
@@ -444,20 +426,6 @@ export class Session {
       this.send({ type: "message", roomId, messageId: m.messageId, text: m.text, ts: m.ts });
     }
     return sent;
-  }
-
-  /**
-   * Learns the acks of this session's own messages in the history (after a move to another node
-   * the window of recent acks starts empty): a resend of one is acked again, not delivered twice.
-   */
-  private rememberAcks(history: readonly StoredMessage[]): void {
-    for (const m of history) {
-      if (m.from !== this.id || m.requestId === undefined) continue;
-      this.recentAcks ??= new Map();
-      this.recentAcks.set(m.requestId, { messageId: m.messageId, ts: m.ts });
-      if (this.recentAcks.size > RECENT_ACKS)
-        this.recentAcks.delete(this.recentAcks.keys().next().value as string);
-    }
   }
 
   /** Takes this session's entry out of the pool. Resolves `false` if it was already claimed. */
@@ -482,27 +450,9 @@ export class Session {
     p.catch((error) => this.host.events.emit("error", { error, sessionId: this.id }));
   }
 
-  /**
-   * Runs a task in the session's request order. When nothing else is queued or running it
-   * starts at once (no extra turn of the event loop on the relay's hot path).
-   */
-  private schedule(task: () => Promise<void>): void {
-    this.depth++;
-    const run = async (): Promise<void> => {
-      try {
-        await task();
-      } catch (error) {
-        this.host.events.emit("error", { error, sessionId: this.id });
-      } finally {
-        this.depth--;
-      }
-    };
-    this.tail = this.depth === 1 ? run() : this.tail.then(run);
-  }
-
   private enqueue(input: unknown, reply: Reply | undefined): void {
     if (this.closed) return;
-    if (this.pending >= this.settings.maxPendingRequests) {
+    if (this.requests.pending >= this.settings.maxPendingRequests) {
       this.host.counters.limit("requests", this.id);
       this.answer(
         withId(
@@ -518,15 +468,15 @@ export class Session {
       );
       return;
     }
-    this.pending++;
-    this.schedule(async () => {
+    this.requests.pending++;
+    this.requests.schedule(async () => {
       try {
         await this.process(input, reply);
       } catch (error) {
         this.host.events.emit("error", { error, sessionId: this.id });
         this.answer(internalError(undefined), reply);
       } finally {
-        this.pending--;
+        this.requests.pending--;
       }
     });
   }
@@ -542,7 +492,7 @@ export class Session {
           : validateClientFrame(input, this.settings.limits);
     } catch (error) {
       if (error instanceof FrameError) {
-        await this.relayed(); // answers go out in request order
+        await this.relay.relayed(); // answers go out in request order
         this.host.counters.error(error.code, this.id);
         this.answer(errorFrame(error, error.requestId), reply);
         return;
@@ -552,10 +502,10 @@ export class Session {
     // Every request but a chat message (which has buckets of its own) passes the session's
     // request bucket: a flood of cheap frames (`leave`, `ping`, `typing`) is bounded too.
     if (frame.type !== "message") {
-      const limit = this.consumeBucket("request", this.settings.requestRate, 1);
+      const limit = this.buckets.consume("request", 1);
       if (!limit.allowed) {
         if (frame.type === "typing") return; // best effort: dropped silently
-        await this.relayed();
+        await this.relay.relayed();
         await this.refuse(
           "requests",
           "you are sending requests too fast",
@@ -568,7 +518,7 @@ export class Session {
     }
     try {
       // Anything but a message waits for the messages before it (see `message`).
-      if (frame.type !== "message") await this.relayed();
+      if (frame.type !== "message") await this.relay.relayed();
       const authorize = this.host.authorize;
       if (
         authorize !== undefined &&
@@ -578,7 +528,7 @@ export class Session {
       }
       await this.handle(frame, reply);
     } catch (error) {
-      await this.relayed();
+      await this.relay.relayed();
       if (error instanceof WhisperError && error.code !== "internal") {
         this.fail(error, frame.id, reply);
         return;
@@ -601,8 +551,8 @@ export class Session {
       case "typing":
         // Best effort: dropped outside a room (it may race with partner_left) and when limited.
         if (this.logical === "room" && this.partner !== undefined && this.roomId !== undefined) {
-          if (!this.consumeBucket("typing", this.settings.typingRate, 1).allowed) return;
-          const limit = this.consumeLocal(0);
+          if (!this.buckets.consume("typing", 1).allowed) return;
+          const limit = this.buckets.consume("message", 0);
           // Dropped while a message would be refused: typing must not outlast the rate.
           if (limit.level + 1 > this.settings.messageRate.capacity) return;
           await this.host.router.route(this.partner, {
@@ -623,7 +573,7 @@ export class Session {
         return this.block(frame, reply);
       case "auth": {
         // Checking a token costs CPU (a signature): a few per session, then `rate_limited`.
-        const limit = this.consumeBucket("auth", this.settings.authRate, 1);
+        const limit = this.buckets.consume("auth", 1);
         if (!limit.allowed) {
           await this.refuse(
             "auth",
@@ -752,26 +702,6 @@ export class Session {
     if (this.logical === "waiting") await this.search(entry);
   }
 
-  /**
-   * The per-session message bucket. A session lives on one node at a time, so its bucket needs
-   * no store round trip (the per-user bucket, shared by every node, does); after a move to
-   * another node it starts afresh.
-   */
-  private consumeLocal(cost: number): LimitResult {
-    this.bucket ??= { level: 0, at: this.settings.now() };
-    return leakyBucketInPlace(this.bucket, this.settings.messageRate, cost, this.settings.now());
-  }
-
-  /** One of the session's other local buckets (see {@link Session.consumeLocal}). */
-  private consumeBucket(which: "request" | "typing" | "auth", rule: BucketRule, cost: number): LimitResult {
-    const now = this.settings.now();
-    let state: BucketState;
-    if (which === "request") state = this.requestBucket ??= { level: 0, at: now };
-    else if (which === "typing") state = this.typingBucket ??= { level: 0, at: now };
-    else state = this.authBucket ??= { level: 0, at: now };
-    return leakyBucketInPlace(state, rule, cost, now);
-  }
-
   /** Searches a partner for this session's pool entry. */
   private async search(entry: PoolEntry): Promise<void> {
     // A candidate's node looked silent but is not confirmed dead: look again once it had time
@@ -785,7 +715,7 @@ export class Session {
     if (this.searchTimer !== undefined) clearTimeout(this.searchTimer);
     const timer = setTimeout(() => {
       this.searchTimer = undefined;
-      this.schedule(async () => {
+      this.requests.schedule(async () => {
         if (this.closed || this.conn === undefined || this.logical !== "waiting") return;
         const entry = await this.host.store.pool.get(this.poolKey);
         if (entry !== undefined) await this.search(entry);
@@ -796,39 +726,34 @@ export class Session {
   }
 
   /**
-   * A chat message. Once the session's own checks pass, the message joins the relay queue and
-   * the next request may start: the queue goes to the store in batches (one batch while the
-   * previous one is on its way), so a networked store costs one round trip per batch, not
-   * three per message. With a store relay, a batch leaves at the end of the event-loop turn,
-   * so that the messages read from the socket together also go to the store together. Answers
-   * still go out in request order: every other request, and every refusal, waits for the
-   * queue first (see {@link Session.relayed}).
+   * A chat message: a resend is acked again, anything else passes the session's checks and joins
+   * the relay queue, and the next request may start (see {@link RelayQueue}).
    */
   private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
-    if (frame.id !== undefined && this.relaying !== undefined && this.queuedId(frame.id)) {
-      await this.relayed(); // a resend of a message still on its way: answer it as a resend
+    if (frame.id !== undefined && this.relay.has(frame.id)) {
+      await this.relay.relayed(); // a resend of a message still on its way: answer it as a resend
     }
-    const seen = frame.id === undefined ? undefined : this.recentAcks?.get(frame.id);
+    const seen = frame.id === undefined ? undefined : this.relay.ackOf(frame.id);
     if (seen !== undefined) {
       // A resend (e.g. after a reconnect) of a message that was already delivered: ack it again.
-      await this.relayed();
+      await this.relay.relayed();
       this.answer(withId({ type: "ack", messageId: seen.messageId, ts: seen.ts }, frame.id), reply);
       return;
     }
     const partner = this.partner;
     const roomId = this.roomId;
     if (this.logical !== "room" || partner === undefined || roomId === undefined) {
-      await this.relayed();
+      await this.relay.relayed();
       throw new WhisperError("not_in_room", "you are not in a room: wait for `matched`");
     }
-    const local = this.consumeLocal(1);
+    const local = this.buckets.consume("message", 1);
     if (!local.allowed) {
-      await this.relayed();
+      await this.relay.relayed();
       await this.refuse("message", TOO_FAST, local.retryAfterMs, frame.id, reply);
       return;
     }
-    this.pending++;
-    this.relayQueue.push({
+    this.requests.pending++;
+    this.relay.push({
       frame,
       reply,
       roomId,
@@ -844,76 +769,14 @@ export class Session {
               requestId: frame.id,
             },
     });
-    this.relaying ??=
-      this.host.store.relay === undefined ? this.relay() : nextTurn().then(() => this.relay());
   }
 
-  /** Sends the relay queue to the store, a batch (one room, at most {@link RELAY_BATCH}) at a time. */
-  private async relay(): Promise<void> {
-    try {
-      const queue = this.relayQueue;
-      while (queue.length > 0) {
-        const roomId = (queue[0] as Outgoing).roomId;
-        let n = 1;
-        while (n < queue.length && n < RELAY_BATCH && (queue[n] as Outgoing).roomId === roomId) n++;
-        const batch = queue.splice(0, n);
-        this.relayBatch = batch;
-        await this.relayOne(batch).catch((error) =>
-          this.host.events.emit("error", { error, sessionId: this.id }),
-        );
-      }
-    } finally {
-      this.relayBatch = undefined;
-      this.relaying = undefined;
-    }
-  }
-
-  private async relayOne(batch: Outgoing[]): Promise<void> {
-    const { roomId, partner } = batch[0] as Outgoing;
-    let outcomes: RelayOutcome[];
-    try {
-      outcomes = await this.host.router.relay(
-        this.identity.userId,
-        roomId,
-        partner,
-        batch.map((o) => o.stored),
-      );
-    } catch (error) {
-      this.host.events.emit("error", { error, sessionId: this.id });
-      for (const o of batch) {
-        this.pending--;
-        this.host.counters.error("internal", this.id);
-        this.answer(internalError(o.frame.id), o.reply);
-      }
-      return;
-    }
-    for (let i = 0; i < batch.length; i++) {
-      const o = batch[i] as Outgoing;
-      const outcome = outcomes[i] as RelayOutcome;
-      this.pending--;
-      if (outcome.status === "limited") {
-        await this.refuse("message", TOO_FAST, outcome.retryAfterMs, o.frame.id, o.reply);
-        continue;
-      }
-      if (outcome.status !== "sent") {
-        const why = outcome.status === "closed" ? "the room was closed" : "your partner is gone";
-        this.fail(new WhisperError("not_in_room", why), o.frame.id, o.reply);
-        if (outcome.status === "closed") this.checkRoomSoon(o.roomId);
-        continue;
-      }
-      this.strikes = 0;
-      const { messageId, text, ts } = o.stored;
-      this.host.counters.message();
-      if (o.frame.id !== undefined) {
-        this.recentAcks ??= new Map();
-        this.recentAcks.set(o.frame.id, { messageId, ts });
-        if (this.recentAcks.size > RECENT_ACKS)
-          this.recentAcks.delete(this.recentAcks.keys().next().value as string);
-      }
-      this.answer(withId({ type: "ack", messageId, ts }, o.frame.id), o.reply);
-      if (this.host.events.listenerCount("message") > 0) {
-        this.host.events.emit("message", { ...this.info(), roomId, messageId, text, ts });
-      }
+  /** A chat message of this session was stored and handed to the partner. */
+  private sent(roomId: string, { messageId, text, ts }: StoredMessage): void {
+    this.strikes = 0;
+    this.host.counters.message();
+    if (this.host.events.listenerCount("message") > 0) {
+      this.host.events.emit("message", { ...this.info(), roomId, messageId, text, ts });
     }
   }
 
@@ -943,19 +806,6 @@ export class Session {
   private fail(error: WhisperError, id: string | undefined, reply: Reply | undefined): void {
     this.host.counters.error(error.code, this.id);
     this.answer(errorFrame(error, id), reply);
-  }
-
-  /** Whether a message with this request id is queued or on its way. */
-  private queuedId(id: string): boolean {
-    return (
-      this.relayQueue.some((o) => o.frame.id === id) ||
-      (this.relayBatch?.some((o) => o.frame.id === id) ?? false)
-    );
-  }
-
-  /** Resolves once every queued message was stored and answered. */
-  private async relayed(): Promise<void> {
-    while (this.relaying !== undefined) await this.relaying;
   }
 
   private async next(id: string | undefined, reply: Reply | undefined): Promise<void> {
@@ -1024,7 +874,7 @@ export class Session {
     } else if (logical === "room" && roomId !== undefined) {
       this.host.events.emit("left", { ...this.info(), roomId, reason: event });
       // Messages accepted before leaving (say, right before a normal close) go out first.
-      await this.relayed();
+      await this.relay.relayed();
       await this.host.router.closeRoom(roomId, this.id, reason);
     }
     this.persist();
@@ -1061,7 +911,7 @@ export class Session {
         this.abandoned?.splice(abandoned, 1);
         const params = this.lastJoin;
         if (params !== undefined) {
-          this.schedule(() => this.enterPool(params, this.since, undefined, undefined, false));
+          this.requests.schedule(() => this.enterPool(params, this.since, undefined, undefined, false));
         }
         return;
       }
@@ -1150,7 +1000,7 @@ export class Session {
     if (this.roomCheck !== undefined) return;
     this.roomCheck = setTimeout(() => {
       this.roomCheck = undefined;
-      this.schedule(() => this.checkRoom(roomId));
+      this.requests.schedule(() => this.checkRoom(roomId));
     }, ROOM_CHECK_DELAY_MS);
     this.roomCheck.unref();
   }
@@ -1192,7 +1042,7 @@ export class Session {
    * session in a lost mailbox are gone.
    */
   reconcile(): void {
-    this.schedule(async () => {
+    this.requests.schedule(async () => {
       if (this.closed) return;
       if (this.persisted) this.persist();
       const roomId = this.roomId;
@@ -1319,67 +1169,4 @@ export class Session {
     await this.outbox;
     return this.snapshot();
   }
-}
-
-/** The inbound side of one connection: shared methods, so an idle session costs little memory. */
-class Link implements SessionLink {
-  constructor(
-    private readonly session: Session,
-    private readonly generation: number,
-  ) {}
-  get sessionId(): string {
-    return this.session.id;
-  }
-  receiveText(text: string): void {
-    this.session.inbound(this.generation, text, undefined);
-  }
-  receive(frame: unknown, reply?: Reply): void {
-    this.session.inbound(this.generation, frame, reply);
-  }
-  receiveBinary(): void {
-    this.session.inbound(this.generation, BINARY, undefined);
-  }
-  closed(code?: number): void {
-    this.session.connectionClosed(this.generation, code);
-  }
-}
-
-const TOO_FAST = "you are sending messages too fast";
-
-/**
- * The `id` of a request refused before it was parsed (too many in flight), so that the client
- * can tell which one: a short string `id` of an object frame, else none.
- */
-function requestIdOf(input: unknown): string | undefined {
-  let value = input;
-  if (typeof input === "string") {
-    try {
-      value = JSON.parse(input);
-    } catch {
-      return undefined;
-    }
-  }
-  if (typeof value !== "object" || value === null) return undefined;
-  const id = (value as { id?: unknown }).id;
-  return typeof id === "string" && id.length <= 64 ? id : undefined;
-}
-
-/** The one error every binary frame gets. */
-const BINARY = new FrameError("bad_request", "binary frames are not supported; send JSON text");
-
-function withId<T extends ReplyFrame>(frame: T, id: string | undefined): T {
-  if (id !== undefined) frame.id = id;
-  return frame;
-}
-
-/** The answer to a request the server failed to handle (the cause goes to the hub's `error`). */
-function internalError(id: string | undefined): ErrorFrame {
-  return withId({ type: "error", code: "internal", message: "the server failed to handle this request" }, id);
-}
-
-function errorFrame(error: WhisperError, id: string | undefined): ErrorFrame {
-  const frame: ErrorFrame = { type: "error", code: error.code, message: error.message };
-  if (id !== undefined) frame.id = id;
-  if (error.retryAfterMs !== undefined) frame.retryAfterMs = error.retryAfterMs;
-  return frame;
 }
