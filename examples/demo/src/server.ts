@@ -12,6 +12,7 @@ import {
   type Store,
   WhisperError,
   type WhisperHub,
+  withStoreClose,
 } from "@whisperchat/core";
 import {
   type Accounts,
@@ -109,23 +110,11 @@ async function openStore(config: DemoConfig, log: (line: string) => void): Promi
       `cannot reach Redis at ${config.redisUrl} (${error instanceof Error ? error.message : String(error)}); start it or set REDIS_URL`,
     );
   }
-  const store = createRedisStore({ client, keyPrefix: config.keyPrefix });
-  return {
-    pool: store.pool,
-    rooms: store.rooms,
-    exclusions: store.exclusions,
-    bus: store.bus,
-    limiter: store.limiter,
-    sessions: store.sessions,
-    mailbox: store.mailbox,
-    accounts: store.accounts,
-    bans: store.bans,
-    nodes: store.nodes,
-    async close() {
-      await store.close();
-      await client.quit().catch(() => undefined);
-    },
-  };
+  // The store as it is (its optional relay included), but closing it quits the client too.
+  return withStoreClose(createRedisStore({ client, keyPrefix: config.keyPrefix }), async (closeStore) => {
+    await closeStore();
+    await client.quit().catch(() => undefined);
+  });
 }
 
 /** The most a JSON request body may hold, in bytes. */
@@ -212,6 +201,9 @@ export async function startDemo(
     // Every limit a message passes comes from the settings: a user's sessions together (say,
     // two tabs) may send twice what one session may.
     userMessageRate: { capacity: config.msgBurst * 2, ratePerSec: config.msgPerSec * 2 },
+    // Messages sent at once are requests in flight together: a burst the settings allow must
+    // fit (the hub's default is 32).
+    maxPendingRequests: Math.max(32, Math.ceil(config.msgBurst)),
     connectRate: { capacity: config.connectBurst, ratePerSec: config.connectPerSec },
     allowGuests: config.auth === "guest",
     authenticate: jwt.authenticate,

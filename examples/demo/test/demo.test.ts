@@ -7,6 +7,7 @@ import { io as ioClient } from "socket.io-client";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { WebSocket } from "ws";
 import { wrapClient } from "../../../packages/adapter-ws/test/harness.js";
+import { pair } from "../../../packages/adapter-ws/test/resume-attacks.js";
 import { ConfigError, HTTP_TIMEOUT_DEFAULTS, readConfig } from "../src/config.js";
 import { type Demo, startDemo } from "../src/server.js";
 
@@ -264,6 +265,47 @@ describe("demo server", () => {
     expect(welcome.limits.messagesPerSec).toBe(1);
     expect(welcome.limits.messageBurst).toBe(2);
     await ws.close();
+  });
+
+  /** Two ws clients of the demo, matched with each other. */
+  const pairOn = (d: Demo) =>
+    pair({ connect: async () => wrapClient(new WebSocket(`${d.url.replace("http", "ws")}/whisper`)) });
+
+  /** Sends `count` messages at once; resolves how many were acknowledged and how many refused. */
+  async function burst(client: ReturnType<typeof wrapClient>, count: number) {
+    for (let i = 0; i < count; i++) client.send({ type: "message", id: `m${i}`, text: `message ${i}` });
+    const answers = { ack: 0, rate_limited: 0 };
+    for (let i = 0; i < count; i++) {
+      const frame = await client.next();
+      if (frame.type === "ack") answers.ack++;
+      else if (frame.type === "error" && frame.code === "rate_limited") answers.rate_limited++;
+      else throw new Error(`unexpected answer ${JSON.stringify(frame)}`);
+    }
+    return answers;
+  }
+
+  it("raising the message settings raises every limit a message passes, over a real socket", async () => {
+    // 60 messages at once: more than the hub's own per-user (20) and per-request (40) buckets.
+    demo = await startDemo(
+      readConfig({ PORT: "0", WHISPER_MSG_PER_SEC: "1000", WHISPER_MSG_BURST: "100" }),
+      () => undefined,
+    );
+    const { a, b } = await pairOn(demo);
+    expect(await burst(a, 60)).toEqual({ ack: 60, rate_limited: 0 });
+    for (let i = 0; i < 60; i++) expect((await expectFrame(b, "message")).text).toBe(`message ${i}`);
+    await a.close();
+    await b.close();
+  });
+
+  it("the session's message settings are the limit that binds", async () => {
+    demo = await startDemo(
+      readConfig({ PORT: "0", WHISPER_MSG_PER_SEC: "0.5", WHISPER_MSG_BURST: "3" }),
+      () => undefined,
+    );
+    const { a, b } = await pairOn(demo);
+    expect(await burst(a, 5)).toEqual({ ack: 3, rate_limited: 2 });
+    await a.close();
+    await b.close();
   });
 
   it("drains on SIGTERM: closes WebSockets with 1012 and exits 0", async () => {
