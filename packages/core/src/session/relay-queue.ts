@@ -40,7 +40,7 @@ export interface RelaySender {
   /** Sends the answer to a request. */
   answer(frame: ReplyFrame, reply: Reply | undefined): void;
   /** A message refused by a limit (`rate_limited`, or the close after too many in a row). */
-  refuse(retryAfterMs: number, id: string | undefined, reply: Reply | undefined): Promise<void>;
+  refuseMessage(retryAfterMs: number, id: string | undefined, reply: Reply | undefined): Promise<void>;
   /** A message refused with an error (counted). */
   fail(error: WhisperError, id: string | undefined, reply: Reply | undefined): void;
   /** The store said the room is closed: check whether it was lost (see `Session.checkRoomSoon`). */
@@ -164,7 +164,7 @@ export class RelayQueue {
       const outcome = outcomes[i] as RelayOutcome;
       sender.settled();
       if (outcome.status === "limited") {
-        await sender.refuse(outcome.retryAfterMs, o.frame.id, o.reply);
+        await sender.refuseMessage(outcome.retryAfterMs, o.frame.id, o.reply);
         continue;
       }
       if (outcome.status !== "sent") {

@@ -14,7 +14,7 @@ export class RequestQueue {
   /** Requests accepted and not answered yet (a queued chat message counts until it is acked). */
   pending = 0;
 
-  constructor(private readonly onError: (error: unknown) => void) {}
+  constructor(private readonly owner: { reportError(error: unknown): void }) {}
 
   /** Resolves once every task scheduled so far has run. */
   get tail(): Promise<void> {
@@ -28,7 +28,7 @@ export class RequestQueue {
       try {
         await task();
       } catch (error) {
-        this.onError(error);
+        this.owner.reportError(error);
       } finally {
         this.depth--;
       }

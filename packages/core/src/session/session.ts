@@ -1,34 +1,19 @@
 import type { Connection, Identity, Reply, SessionLink } from "../connection.js";
 import { CloseCode, WhisperError } from "../errors.js";
 import type { SessionInfo } from "../events.js";
-import { poolKeyOf } from "../matchmaking.js";
-import type {
-  BlockFrame,
-  ClientFrame,
-  JoinFrame,
-  MessageRequestFrame,
-  ReplyFrame,
-  RoomFrame,
-  ServerFrame,
-} from "../protocol.js";
+import type { ClientFrame, MessageRequestFrame, ReplyFrame, RoomFrame, ServerFrame } from "../protocol.js";
 import { PROTOCOL_VERSION } from "../protocol.js";
 import type { HubSettings } from "../settings.js";
-import type {
-  FrameMessage,
-  JoinParams,
-  PoolEntry,
-  RoomMember,
-  SessionRecord,
-  SessionSnapshot,
-  StoredMessage,
-} from "../store.js";
+import type { FrameMessage, RoomMember, SessionRecord, SessionSnapshot, StoredMessage } from "../store.js";
 import { FrameError, parseClientFrame, validateClientFrame } from "../validate.js";
 import { LocalBuckets } from "./buckets.js";
 import { errorFrame, internalError, requestIdOf, TOO_FAST, withId } from "./frames.js";
 import type { SessionHost } from "./host.js";
 import { Link, type LinkTarget } from "./link.js";
-import { RelayQueue } from "./relay-queue.js";
+import { PlaceMachine, type PlaceOwner } from "./place.js";
+import { RelayQueue, type RelaySender } from "./relay-queue.js";
 import { RequestQueue } from "./requests.js";
+import { AwayState, cursorIn, missedMessages } from "./resume.js";
 
 /**
  * The states of a session.
@@ -43,12 +28,6 @@ import { RequestQueue } from "./requests.js";
  */
 export type SessionState = "idle" | "waiting" | "room" | "away" | "closed";
 
-/** One settled promise shared by every idle session's queues. */
-const RESOLVED: Promise<void> = Promise.resolve();
-
-/** How long a refused message waits for the `partner_left` that explains it (see `checkRoomSoon`). */
-const ROOM_CHECK_DELAY_MS = 1000;
-
 /** How a connection takes a session back (see {@link Session.attach}). */
 export interface ResumeContext {
   /** The identity of the resuming connection (the hub checked it may resume). */
@@ -59,50 +38,18 @@ export interface ResumeContext {
   lastSeen?: string;
 }
 
-/** The logical state underneath `away`: what the session comes back to. */
-type Logical = "idle" | "waiting" | "room";
-
-/** One client session on this node. Requests are handled one at a time, in order. */
-export class Session implements LinkTarget {
+/**
+ * One client session on this node: the protocol's state machine (docs/design.md, "Sessions").
+ * It owns the connection and the session's life (open, away, resumed, closed, handed over) and
+ * handles requests one at a time, in order; where the session is and how it moves is its
+ * {@link PlaceMachine}, its outgoing chat messages are its {@link RelayQueue}, and what it keeps
+ * while away is its {@link AwayState}.
+ */
+export class Session implements LinkTarget, PlaceOwner, RelaySender {
   /** Who the session is; a guest's name changes with `join`. */
   identity: Identity;
   /** The hash of the current resume token. */
   tokenHash: string;
-  private logical: Logical = "idle";
-  private closed = false;
-  private conn: Connection | undefined;
-  /** Bumped on every attach, so a replaced connection's late events are ignored. */
-  private generation = 0;
-  private roomId: string | undefined;
-  private partner: RoomMember | undefined;
-  private lastJoin: JoinParams | undefined;
-  private since = 0;
-  /** A pending {@link Session.searchAgainLater}; cleared when the session ends or moves. */
-  private searchTimer: NodeJS.Timeout | undefined;
-  /** Whether this session added its current pool entry and has not taken it out since. */
-  private inPool = false;
-  /**
-   * The ids of the messages the last resume replayed from the room history (at most the
-   * history's length), so that one arriving later by its route is not delivered twice.
-   */
-  private replayed: Set<string> | undefined;
-  /** A pending {@link Session.checkRoomSoon}. */
-  private roomCheck: NodeJS.Timeout | undefined;
-  /** The key of this session's current pool entry (see {@link sessionOfPoolKey}). */
-  private poolKey = "";
-  private poolVersion = 0;
-  /** Rooms that closed while this session was waiting for their `matched` (see `applyFrame`). */
-  private abandoned: string[] | undefined;
-  private strikes = 0;
-  /** Mailbox pushes while away, in order. */
-  private outbox: Promise<void> = RESOLVED;
-  /** Deliveries held while a resume replays the mailbox. */
-  private held: FrameMessage[] | undefined;
-  private graceTimer: NodeJS.Timeout | undefined;
-  private partnerLostTimer: NodeJS.Timeout | undefined;
-  /** The room whose partner's node was seen dead (told once). */
-  private lostRoom: string | undefined;
-  private tokenTimer: NodeJS.Timeout | undefined;
   /** The address of the client's connection (trusted proxies applied); "" when unknown. */
   address = "";
   /**
@@ -110,13 +57,22 @@ export class Session implements LinkTarget {
    * change (or drop), so idle connections cost no store write and no stored record.
    */
   persisted = false;
-
+  private closed = false;
+  private conn: Connection | undefined;
+  /** Bumped on every attach, so a replaced connection's late events are ignored. */
+  private generation = 0;
+  /** `rate_limited` answers in a row (see `floodCloseAfter`). */
+  private strikes = 0;
+  private tokenTimer: NodeJS.Timeout | undefined;
   private readonly settings: HubSettings;
+  /** Where the session is, and every move. */
+  private readonly place: PlaceMachine;
   /** Requests run one at a time, in order. */
   private readonly requests: RequestQueue;
-  private readonly buckets: LocalBuckets;
   /** Chat messages on their way to the store and the partner. */
   private readonly relay: RelayQueue;
+  private readonly buckets: LocalBuckets;
+  private readonly away: AwayState;
 
   constructor(
     private readonly host: SessionHost,
@@ -125,23 +81,13 @@ export class Session implements LinkTarget {
     tokenHash: string,
   ) {
     this.settings = host.settings;
-    this.requests = new RequestQueue((error) => host.events.emit("error", { error, sessionId: id }));
-    this.buckets = new LocalBuckets(host.settings);
-    this.relay = new RelayQueue(host, {
-      id,
-      userId: () => this.identity.userId,
-      answer: (frame, reply) => this.answer(frame, reply),
-      refuse: (retryAfterMs, requestId, reply) =>
-        this.refuse("message", TOO_FAST, retryAfterMs, requestId, reply),
-      fail: (error, requestId, reply) => this.fail(error, requestId, reply),
-      roomClosed: (roomId) => this.checkRoomSoon(roomId),
-      sent: (roomId, message) => this.sent(roomId, message),
-      settled: () => {
-        this.requests.pending--;
-      },
-    });
     this.identity = identity;
     this.tokenHash = tokenHash;
+    this.place = new PlaceMachine(host, this);
+    this.requests = new RequestQueue(this);
+    this.relay = new RelayQueue(host, this);
+    this.buckets = new LocalBuckets(host.settings);
+    this.away = new AwayState(host, id);
   }
 
   /** A session rebuilt from its stored record, on the node where it resumes. */
@@ -154,14 +100,14 @@ export class Session implements LinkTarget {
     );
     if (record.expiresAt !== undefined) s.identity.expiresAt = record.expiresAt;
     s.persisted = true;
-    s.apply(record);
+    s.place.restore(record);
     return s;
   }
 
   get state(): SessionState {
     if (this.closed) return "closed";
     if (this.conn === undefined) return "away";
-    return this.logical;
+    return this.place.current.kind;
   }
 
   /** Whether the session ended (a method, so that checks after an `await` are not narrowed away). */
@@ -169,24 +115,35 @@ export class Session implements LinkTarget {
     return this.closed;
   }
 
+  /** Whether a connection is attached. */
+  isLive(): boolean {
+    return this.conn !== undefined;
+  }
+
   info(): SessionInfo {
     return { sessionId: this.id, identity: this.identity };
   }
 
-  snapshot(): SessionSnapshot {
-    const snap: SessionSnapshot = { state: this.logical, since: this.since };
-    if (this.roomId !== undefined) snap.roomId = this.roomId;
-    if (this.partner !== undefined) snap.partner = this.partner;
-    if (this.lastJoin !== undefined) snap.lastJoin = this.lastJoin;
-    return snap;
+  userId(): string {
+    return this.identity.userId;
   }
 
-  private apply(snap: SessionSnapshot): void {
-    this.logical = snap.state;
-    this.roomId = snap.roomId;
-    this.partner = snap.partner;
-    this.lastJoin = snap.lastJoin;
-    this.since = snap.since ?? 0;
+  rename(name: string): void {
+    if (this.identity.guest === true) this.identity = { ...this.identity, name };
+  }
+
+  snapshot(): SessionSnapshot {
+    return this.place.snapshot();
+  }
+
+  /** The partner this session is in a room with, if any. */
+  currentPartner(): RoomMember | undefined {
+    return this.place.room()?.partner;
+  }
+
+  /** The partner's node stopped (see {@link PlaceMachine.partnerLost}). */
+  partnerLost(): void {
+    this.place.partnerLost();
   }
 
   record(): SessionRecord {
@@ -212,9 +169,20 @@ export class Session implements LinkTarget {
     this.persisted = true;
     const ttl =
       this.conn === undefined ? this.settings.limits.resumeGraceMs : this.settings.sessionRecordTtlMs;
-    this.host.store.sessions
-      .put(this.record(), ttl)
-      .catch((error) => this.host.events.emit("error", { error, sessionId: this.id }));
+    this.host.store.sessions.put(this.record(), ttl).catch((error) => this.reportError(error));
+  }
+
+  /**
+   * The store may have lost what this session keeps there: the record is saved again and the
+   * place puts back what is missing (see {@link PlaceMachine.reconcile}). Frames kept for an away
+   * session in a lost mailbox are gone.
+   */
+  reconcile(): void {
+    this.requests.schedule(async () => {
+      if (this.closed) return;
+      if (this.persisted) this.persist();
+      await this.place.reconcile();
+    });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -226,7 +194,6 @@ export class Session implements LinkTarget {
    */
   attach(conn: Connection, resumeToken: string, resume?: ResumeContext): SessionLink {
     const generation = ++this.generation;
-    const resumed = resume !== undefined;
     const by = resume?.by;
     if (by !== undefined && by.guest !== true && by.expiresAt !== undefined) {
       // The resuming connection's own credential decides when the session expires (the hub
@@ -234,18 +201,18 @@ export class Session implements LinkTarget {
       this.identity = { ...this.identity, expiresAt: by.expiresAt };
     }
     this.conn = conn;
-    this.clearGrace();
+    this.away.clearGrace();
     conn.send({
       type: "welcome",
       sessionId: this.id,
       resumeToken,
       protocol: PROTOCOL_VERSION,
       user: { userId: this.identity.userId, name: this.identity.name },
-      resumed,
+      resumed: resume !== undefined,
       limits: this.settings.limits,
     });
     if (resume !== undefined) {
-      this.held ??= [];
+      this.away.hold();
       this.requests.schedule(() => this.replay(resume));
     }
     this.armTokenExpiry();
@@ -285,8 +252,7 @@ export class Session implements LinkTarget {
   /** The transport closed. A normal close (1000) ends the session; anything else makes it away. */
   private dropped(code: number | undefined): void {
     if (this.closed) return;
-    const grace = this.settings.limits.resumeGraceMs;
-    if (code === CloseCode.Normal || grace === 0) {
+    if (code === CloseCode.Normal || this.settings.limits.resumeGraceMs === 0) {
       // The requests that arrived before the close are handled first: a message sent right
       // before a normal close is still delivered.
       this.run(this.requests.tail.then(() => this.terminate(code, undefined)));
@@ -294,11 +260,6 @@ export class Session implements LinkTarget {
     }
     this.conn = undefined;
     this.generation++;
-    this.goAway();
-  }
-
-  /** Keeps the session for the resume grace: out of the pool, partner told `partner_away`. */
-  goAway(): void {
     this.goAwayQuietly();
     this.host.events.emit("sessionAway", this.info());
     this.run(this.leaveForAWhile());
@@ -306,31 +267,20 @@ export class Session implements LinkTarget {
 
   /** Starts the resume grace, and nothing else (a session adopted for a resume). */
   goAwayQuietly(): void {
-    this.clearGrace();
-    this.graceTimer = setTimeout(() => this.run(this.expire()), this.settings.limits.resumeGraceMs);
-    this.graceTimer.unref();
+    this.away.startGrace(() => this.run(this.expire()));
   }
 
   /** The node restarts: the session stays resumable elsewhere; this node keeps no timer for it. */
   async drainForRestart(): Promise<void> {
-    this.clearGrace();
-    this.clearPartnerLost();
-    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    this.clearTimers();
     await this.leaveForAWhile();
-    await this.outbox;
+    await this.away.flushed();
   }
 
+  /** Saved for the resume; out of the pool, and the partner told `partner_away`. */
   private async leaveForAWhile(): Promise<void> {
-    const { logical, partner, roomId } = this;
     this.persist();
-    if (logical === "waiting") await this.leavePool();
-    if (logical === "room" && partner !== undefined && roomId !== undefined) {
-      await this.host.router.route(partner, {
-        to: partner.sessionId,
-        roomId,
-        frame: { type: "partner_away", roomId },
-      });
-    }
+    await this.place.goAway();
   }
 
   private async expire(): Promise<void> {
@@ -339,21 +289,12 @@ export class Session implements LinkTarget {
     await this.terminate(undefined, undefined);
   }
 
-  private clearGrace(): void {
-    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer);
-    this.graceTimer = undefined;
-  }
-
   /** Stops the timers that only matter while the session lives here. */
   private clearTimers(): void {
-    this.clearGrace();
-    this.clearPartnerLost();
+    this.away.clearGrace();
+    this.place.clearTimers();
     if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
     this.tokenTimer = undefined;
-    if (this.searchTimer !== undefined) clearTimeout(this.searchTimer);
-    this.searchTimer = undefined;
-    if (this.roomCheck !== undefined) clearTimeout(this.roomCheck);
-    this.roomCheck = undefined;
   }
 
   /**
@@ -366,72 +307,43 @@ export class Session implements LinkTarget {
     let moved = false;
     if (resume.released !== undefined) {
       const snap = await resume.released;
-      if (snap !== null) this.apply(snap);
+      if (snap !== null) this.place.restore(snap);
       else moved = true; // the old node is gone: the partner must learn our new address
     }
-    await this.outbox; // frames kept while away are all in the mailbox before it is read
+    await this.away.flushed(); // frames kept while away are all in the mailbox before it is read
     const missed = await this.host.store.mailbox.drain(this.id);
-    const replayed = await this.replayHistory(resume.lastSeen, resume.released !== undefined);
     // A message replayed from the history may still be on its way here by its route (routed to
     // the old node, then found here): it must not be delivered a second time when it arrives.
-    this.replayed = replayed.size > 0 ? replayed : undefined;
+    this.away.replayedFromHistory(await this.replayHistory(resume.lastSeen, resume.released !== undefined));
     for (const frame of missed) {
-      if (frame.type === "message" && replayed.has(frame.messageId)) continue;
-      this.applyFrame(frame, undefined, true);
+      if (!this.away.duplicate(frame) && this.place.apply(frame, undefined, true)) this.send(frame);
     }
-    const held = this.held ?? [];
-    this.held = undefined;
-    for (const message of held) {
-      if (message.frame.type === "message" && replayed.has(message.frame.messageId)) continue;
-      await this.deliver(message);
+    for (const message of this.away.release()) {
+      if (!this.away.duplicate(message.frame)) await this.deliver(message);
     }
     if (this.closed) return;
     this.host.events.emit("resume", { ...this.info(), ok: true });
-    const { partner, roomId } = this;
-    if (this.logical === "room" && partner !== undefined && roomId !== undefined) {
-      const back: FrameMessage = { to: partner.sessionId, roomId, frame: { type: "partner_back", roomId } };
-      if (moved) back.partner = this.member();
-      await this.host.router.route(partner, back);
-    }
-    this.persist();
-    // A session taken over while live and waiting still has its pool entry: it keeps it (a
-    // second entry would let two users match it at once). One that left the pool when it went
-    // away, or came from another node, goes back in with its place in the queue.
-    if (this.logical === "waiting" && this.lastJoin !== undefined && !this.inPool) {
-      await this.enterPool(this.lastJoin, this.since, undefined, undefined, false);
-    }
+    await this.place.comeBack(moved ? this.member() : undefined);
   }
 
   /**
-   * Sends the partner's messages of the current room that come after the client's cursor
-   * (`<roomId>:<messageId>`, or `<roomId>:` when it got none in that room), from the room's
-   * history. Resolves the ids it sent. A cursor of another room, or none, sends nothing.
+   * Sends the partner's messages of the current room that come after the client's cursor, from
+   * the room's history (see {@link missedMessages}); after a move to another node, also learns
+   * the acks of this session's own messages there. Resolves the ids it sent.
    */
   private async replayHistory(lastSeen: string | undefined, moved: boolean): Promise<Set<string>> {
     const sent = new Set<string>();
-    const { roomId, partner } = this;
-    if (this.logical !== "room" || roomId === undefined || partner === undefined) return sent;
-    const colon = lastSeen?.indexOf(":") ?? -1;
-    const cursorHere = lastSeen !== undefined && colon > 0 && lastSeen.slice(0, colon) === roomId;
-    if (!cursorHere && !moved) return sent;
+    const room = this.place.room();
+    if (room === undefined) return sent;
+    const { roomId, partner } = room;
+    if (!cursorIn(lastSeen, roomId) && !moved) return sent;
     const history = await this.host.store.rooms.history(roomId);
     this.relay.rememberFrom(history);
-    if (!cursorHere || lastSeen === undefined) return sent;
-    const after = lastSeen.slice(colon + 1);
-    // An id no longer in the bounded history is older than all of it.
-    const start = after === "" ? 0 : history.findIndex((m) => m.messageId === after) + 1;
-    for (const m of history.slice(start)) {
-      if (m.from !== partner.sessionId) continue;
+    for (const m of missedMessages(history, lastSeen, roomId, partner.sessionId) ?? []) {
       sent.add(m.messageId);
       this.send({ type: "message", roomId, messageId: m.messageId, text: m.text, ts: m.ts });
     }
     return sent;
-  }
-
-  /** Takes this session's entry out of the pool. Resolves `false` if it was already claimed. */
-  private leavePool(): Promise<boolean> {
-    this.inPool = false;
-    return this.host.store.pool.remove(this.poolKey);
   }
 
   private member(): RoomMember {
@@ -446,26 +358,30 @@ export class Session implements LinkTarget {
   // ------------------------------------------------------------------------------------------
   // Inbound requests
 
-  private run(p: Promise<void>): void {
-    p.catch((error) => this.host.events.emit("error", { error, sessionId: this.id }));
+  run(work: Promise<unknown>): void {
+    work.catch((error) => this.reportError(error));
+  }
+
+  /** A failure inside the session, for the hub's `error` event. */
+  reportError(error: unknown): void {
+    this.host.events.emit("error", { error, sessionId: this.id });
+  }
+
+  schedule(task: () => Promise<void>): void {
+    this.requests.schedule(task);
+  }
+
+  relayed(): Promise<void> {
+    return this.relay.relayed();
   }
 
   private enqueue(input: unknown, reply: Reply | undefined): void {
     if (this.closed) return;
     if (this.requests.pending >= this.settings.maxPendingRequests) {
       this.host.counters.limit("requests", this.id);
-      this.answer(
-        withId(
-          {
-            type: "error",
-            code: "rate_limited",
-            message: "too many requests in flight; wait for answers",
-            retryAfterMs: 100,
-          },
-          requestIdOf(input),
-        ),
-        reply,
-      );
+      const message = "too many requests in flight; wait for answers";
+      const refusal: ReplyFrame = { type: "error", code: "rate_limited", message, retryAfterMs: 100 };
+      this.answer(withId(refusal, requestIdOf(input)), reply);
       return;
     }
     this.requests.pending++;
@@ -473,7 +389,7 @@ export class Session implements LinkTarget {
       try {
         await this.process(input, reply);
       } catch (error) {
-        this.host.events.emit("error", { error, sessionId: this.id });
+        this.reportError(error);
         this.answer(internalError(undefined), reply);
       } finally {
         this.requests.pending--;
@@ -520,11 +436,10 @@ export class Session implements LinkTarget {
       // Anything but a message waits for the messages before it (see `message`).
       if (frame.type !== "message") await this.relay.relayed();
       const authorize = this.host.authorize;
-      if (
-        authorize !== undefined &&
-        !(await authorize(this.identity, frame.type, { sessionId: this.id, roomId: this.roomId }))
-      ) {
-        throw new WhisperError("forbidden", `you are not allowed to ${frame.type}`);
+      if (authorize !== undefined) {
+        const context = { sessionId: this.id, roomId: this.place.room()?.roomId };
+        if (!(await authorize(this.identity, frame.type, context)))
+          throw new WhisperError("forbidden", `you are not allowed to ${frame.type}`);
       }
       await this.handle(frame, reply);
     } catch (error) {
@@ -534,7 +449,7 @@ export class Session implements LinkTarget {
         return;
       }
       this.host.counters.error("internal", this.id);
-      this.host.events.emit("error", { error, sessionId: this.id });
+      this.reportError(error);
       this.answer(internalError(frame.id), reply);
     }
   }
@@ -544,44 +459,35 @@ export class Session implements LinkTarget {
       case "ping":
         this.answer(withId({ type: "pong" }, frame.id), reply);
         return;
-      case "join":
-        return this.join(frame, reply);
+      case "join": {
+        // The exact point and range go no further: matching, the pool and the session record
+        // only ever see the snapped point and the rounded range (see privacy.ts).
+        const { lat, lng } = frame.location;
+        const params = this.settings.grid.obfuscate(lat, lng, frame.rangeKm);
+        return this.place.join(params, frame.name, frame.id, reply);
+      }
       case "message":
         return this.message(frame, reply);
       case "typing":
         // Best effort: dropped outside a room (it may race with partner_left) and when limited.
-        if (this.logical === "room" && this.partner !== undefined && this.roomId !== undefined) {
-          if (!this.buckets.consume("typing", 1).allowed) return;
-          const limit = this.buckets.consume("message", 0);
-          // Dropped while a message would be refused: typing must not outlast the rate.
-          if (limit.level + 1 > this.settings.messageRate.capacity) return;
-          await this.host.router.route(this.partner, {
-            to: this.partner.sessionId,
-            roomId: this.roomId,
-            frame: { type: "typing", active: frame.active },
-          });
-        }
-        return;
+        if (this.place.room() === undefined || !this.buckets.consume("typing", 1).allowed) return;
+        // Dropped while a message would be refused: typing must not outlast the rate.
+        if (this.buckets.consume("message", 0).level + 1 > this.settings.messageRate.capacity) return;
+        return this.place.typing(frame.active);
       case "next":
-        return this.next(frame.id, reply);
+        return this.place.next(frame.id, reply);
       case "leave":
-        // Idle already: nothing to change, nothing to write.
-        if (this.logical !== "idle") await this.leaveRoomOrPool("left");
+        await this.place.leave("left"); // idle already: nothing to change, nothing to write
         this.answer(withId({ type: "ack", ts: this.settings.now() }, frame.id), reply);
         return;
       case "block":
-        return this.block(frame, reply);
+        return this.place.block(frame.reason, frame.id, reply);
       case "auth": {
         // Checking a token costs CPU (a signature): a few per session, then `rate_limited`.
         const limit = this.buckets.consume("auth", 1);
         if (!limit.allowed) {
-          await this.refuse(
-            "auth",
-            "you are refreshing your token too often",
-            limit.retryAfterMs,
-            frame.id,
-            reply,
-          );
+          const why = "you are refreshing your token too often";
+          await this.refuse("auth", why, limit.retryAfterMs, frame.id, reply);
           return;
         }
         const refreshed = await this.host.reauthenticate(frame.token, this.identity);
@@ -613,171 +519,69 @@ export class Session implements LinkTarget {
     this.tokenTimer.unref();
   }
 
-  private async churn(): Promise<void> {
-    let limit = await this.host.store.limiter.consume(
-      `churn:${this.identity.userId}`,
-      this.settings.churnRate,
-      1,
-    );
-    if (limit.allowed && this.identity.guest === true && this.address !== "") {
-      // Guests also share a bucket per address: each throwaway connection is a new user.
-      limit = await this.host.store.limiter.consume(
-        `churnaddr:${this.address}`,
-        this.settings.guestChurnPerAddress,
-        1,
-      );
-    }
-    if (!limit.allowed) {
-      this.host.counters.limit("churn", this.id);
-      throw new WhisperError("rate_limited", "you are joining and skipping too fast", {
-        retryAfterMs: limit.retryAfterMs,
-      });
-    }
-  }
-
-  private async join(frame: JoinFrame, reply: Reply | undefined): Promise<void> {
-    await this.churn();
-    // Checked after the await: a match may have landed meanwhile.
-    if (this.logical === "room")
-      throw new WhisperError("in_room", "you are in a room: send `next` or `leave` first");
-    if (frame.name !== undefined && this.identity.guest === true) {
-      this.identity = { ...this.identity, name: frame.name };
-    }
-    // The exact point and range go no further: matching, the pool and the session record only
-    // ever see the snapped point and the rounded range (see privacy.ts).
-    const params: JoinParams = this.settings.grid.obfuscate(
-      frame.location.lat,
-      frame.location.lng,
-      frame.rangeKm,
-    );
-    if (this.logical === "waiting") {
-      // An update: take the entry out first; if it is already gone, we were just claimed.
-      const removed = await this.leavePool();
-      if (!removed)
-        throw new WhisperError("in_room", "you were just matched: a `matched` frame is on its way");
-      await this.enterPool(params, this.since, frame.id, reply, true);
-      return;
-    }
-    await this.enterPool(params, this.settings.now(), frame.id, reply, true);
-  }
-
-  private async enterPool(
-    params: JoinParams,
-    since: number,
-    id: string | undefined,
-    reply: Reply | undefined,
-    answer: boolean,
-  ): Promise<void> {
-    if (this.closed) return;
-    this.lastJoin = params;
-    this.since = since;
-    this.logical = "waiting";
-    // A fresh pool key per entry: a claim aimed at an entry this session has since replaced
-    // (a location update racing with someone's search) finds nothing and fails.
-    this.poolVersion++;
-    this.poolKey = poolKeyOf(this.id, this.poolVersion);
-    const entry: PoolEntry = {
-      sessionId: this.poolKey,
-      userId: this.identity.userId,
-      nodeId: this.host.nodeId,
-      name: this.identity.name,
-      lat: params.lat,
-      lng: params.lng,
-      rangeKm: params.rangeKm,
-      since,
-    };
-    await this.host.store.pool.add(entry);
-    this.inPool = true;
-    if (this.isClosed() || this.conn === undefined) {
-      // The connection closed while the entry was being added: take it back out.
-      await this.leavePool();
-      return;
-    }
-    if (answer) {
-      this.answer(withId({ type: "waiting", since }, id), reply);
-      this.host.events.emit("waiting", { ...this.info(), since });
-    }
-    this.persist();
-    // Insert, then search: the answer `waiting` always precedes `matched`.
-    if (this.logical === "waiting") await this.search(entry);
-  }
-
-  /** Searches a partner for this session's pool entry. */
-  private async search(entry: PoolEntry): Promise<void> {
-    // A candidate's node looked silent but is not confirmed dead: look again once it had time
-    // to heartbeat, so an eligible pair is not left waiting.
-    if ((await this.host.match(entry, this.info())) === "later")
-      this.searchAgainLater(this.settings.nodeHeartbeatMs);
-  }
-
-  /** Runs the pool search again after `delayMs`, if the session is still waiting by then. */
-  searchAgainLater(delayMs: number): void {
-    if (this.searchTimer !== undefined) clearTimeout(this.searchTimer);
-    const timer = setTimeout(() => {
-      this.searchTimer = undefined;
-      this.requests.schedule(async () => {
-        if (this.closed || this.conn === undefined || this.logical !== "waiting") return;
-        const entry = await this.host.store.pool.get(this.poolKey);
-        if (entry !== undefined) await this.search(entry);
-      });
-    }, delayMs);
-    timer.unref();
-    this.searchTimer = timer;
-  }
-
   /**
    * A chat message: a resend is acked again, anything else passes the session's checks and joins
    * the relay queue, and the next request may start (see {@link RelayQueue}).
    */
   private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
-    if (frame.id !== undefined && this.relay.has(frame.id)) {
+    const requestId = frame.id;
+    if (requestId !== undefined && this.relay.has(requestId)) {
       await this.relay.relayed(); // a resend of a message still on its way: answer it as a resend
     }
-    const seen = frame.id === undefined ? undefined : this.relay.ackOf(frame.id);
+    const seen = requestId === undefined ? undefined : this.relay.ackOf(requestId);
     if (seen !== undefined) {
       // A resend (e.g. after a reconnect) of a message that was already delivered: ack it again.
       await this.relay.relayed();
-      this.answer(withId({ type: "ack", messageId: seen.messageId, ts: seen.ts }, frame.id), reply);
+      this.answer(withId({ type: "ack", messageId: seen.messageId, ts: seen.ts }, requestId), reply);
       return;
     }
-    const partner = this.partner;
-    const roomId = this.roomId;
-    if (this.logical !== "room" || partner === undefined || roomId === undefined) {
+    const room = this.place.room();
+    if (room === undefined) {
       await this.relay.relayed();
       throw new WhisperError("not_in_room", "you are not in a room: wait for `matched`");
     }
     const local = this.buckets.consume("message", 1);
     if (!local.allowed) {
       await this.relay.relayed();
-      await this.refuse("message", TOO_FAST, local.retryAfterMs, frame.id, reply);
+      await this.refuse("message", TOO_FAST, local.retryAfterMs, requestId, reply);
       return;
     }
     this.requests.pending++;
-    this.relay.push({
-      frame,
-      reply,
-      roomId,
-      partner,
-      stored:
-        frame.id === undefined
-          ? { messageId: this.host.nextMessageId(), from: this.id, text: frame.text, ts: this.settings.now() }
-          : {
-              messageId: this.host.nextMessageId(),
-              from: this.id,
-              text: frame.text,
-              ts: this.settings.now(),
-              requestId: frame.id,
-            },
-    });
+    const stored: StoredMessage = {
+      messageId: this.host.nextMessageId(),
+      from: this.id,
+      text: frame.text,
+      ts: this.settings.now(),
+    };
+    if (requestId !== undefined) stored.requestId = requestId;
+    this.relay.push({ frame, reply, roomId: room.roomId, partner: room.partner, stored });
   }
 
+  // ------------------------------------------------------------------------------------------
+  // The relay queue's side (see RelaySender)
+
   /** A chat message of this session was stored and handed to the partner. */
-  private sent(roomId: string, { messageId, text, ts }: StoredMessage): void {
+  sent(roomId: string, { messageId, text, ts }: StoredMessage): void {
     this.strikes = 0;
     this.host.counters.message();
     if (this.host.events.listenerCount("message") > 0) {
       this.host.events.emit("message", { ...this.info(), roomId, messageId, text, ts });
     }
+  }
+
+  /** A chat message refused by the per-user bucket. */
+  refuseMessage(retryAfterMs: number, id: string | undefined, reply: Reply | undefined): Promise<void> {
+    return this.refuse("message", TOO_FAST, retryAfterMs, id, reply);
+  }
+
+  /** The store said the room is closed. */
+  roomClosed(roomId: string): void {
+    this.place.checkRoomSoon(roomId);
+  }
+
+  /** One queued chat message was answered. */
+  settled(): void {
+    this.requests.pending--;
   }
 
   /**
@@ -803,81 +607,9 @@ export class Session implements LinkTarget {
   }
 
   /** Answers a request with an error (counted). */
-  private fail(error: WhisperError, id: string | undefined, reply: Reply | undefined): void {
+  fail(error: WhisperError, id: string | undefined, reply: Reply | undefined): void {
     this.host.counters.error(error.code, this.id);
     this.answer(errorFrame(error, id), reply);
-  }
-
-  private async next(id: string | undefined, reply: Reply | undefined): Promise<void> {
-    if (this.logical === "waiting") {
-      this.answer(withId({ type: "waiting", since: this.since }, id), reply);
-      return;
-    }
-    const params = this.lastJoin;
-    if (params === undefined)
-      throw new WhisperError("not_in_room", "nothing to go next from: send `join` first");
-    await this.churn();
-    const partner = this.partner;
-    if (this.logical === "room" && partner !== undefined) {
-      await this.host.store.exclusions.add(
-        this.identity.userId,
-        partner.userId,
-        this.settings.nextCooldownMs,
-      );
-      await this.leaveRoomOrPool("next");
-      // When the cooldown ends the two may be eligible again: look again then.
-      this.searchAgainLater(this.settings.nextCooldownMs + 1);
-    }
-    await this.enterPool(params, this.settings.now(), id, reply, true);
-  }
-
-  private async block(frame: BlockFrame, reply: Reply | undefined): Promise<void> {
-    const partner = this.partner;
-    const roomId = this.roomId;
-    const params = this.lastJoin;
-    if (this.logical !== "room" || partner === undefined || roomId === undefined || params === undefined) {
-      throw new WhisperError("not_in_room", "there is nobody to block: you are not in a room");
-    }
-    await this.churn(); // like `next`: it rejoins the pool
-    // A block is forever, but a guest's user id lives only as long as its session: a block that
-    // involves a guest lasts as long as a session record can (`sessionRecordTtlMs`).
-    const guestInvolved =
-      this.identity.guest === true || (await this.host.store.sessions.get(partner.sessionId))?.guest === true;
-    await this.host.store.exclusions.add(
-      this.identity.userId,
-      partner.userId,
-      guestInvolved ? this.settings.sessionRecordTtlMs : undefined,
-    );
-    this.host.events.emit("blocked", {
-      ...this.info(),
-      roomId,
-      blockedUserId: partner.userId,
-      reason: frame.reason,
-    });
-    await this.leaveRoomOrPool("left", "blocked");
-    await this.enterPool(params, this.settings.now(), frame.id, reply, true);
-  }
-
-  /** Leaves the room (telling the partner `reason`) or the pool; the session becomes idle. */
-  private async leaveRoomOrPool(
-    reason: "left" | "next" | "disconnected",
-    event: "left" | "next" | "disconnected" | "blocked" = reason,
-  ): Promise<void> {
-    const { logical, roomId } = this;
-    if (logical === "idle") return; // nothing to leave, nothing to save
-    this.logical = "idle";
-    this.roomId = undefined;
-    this.partner = undefined;
-    this.clearPartnerLost();
-    if (logical === "waiting") {
-      await this.leavePool();
-    } else if (logical === "room" && roomId !== undefined) {
-      this.host.events.emit("left", { ...this.info(), roomId, reason: event });
-      // Messages accepted before leaving (say, right before a normal close) go out first.
-      await this.relay.relayed();
-      await this.host.router.closeRoom(roomId, this.id, reason);
-    }
-    this.persist();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -888,221 +620,17 @@ export class Session implements LinkTarget {
    * frame was written to the connection or, while away, stored in the mailbox for the resume.
    */
   async deliver(message: FrameMessage): Promise<void> {
-    if (this.held !== undefined) {
-      this.held.push(message);
-      return;
-    }
-    if (message.frame.type === "message" && this.replayed?.has(message.frame.messageId) === true) return;
-    this.applyFrame(message.frame, message, false);
+    if (this.away.holdIfResuming(message) || this.away.duplicate(message.frame)) return;
+    if (this.place.apply(message.frame, message, false)) this.keep(message.frame);
   }
 
-  /** Applies a room frame to the state, then sends it (or keeps it for the resume). */
-  private applyFrame(frame: RoomFrame, message: FrameMessage | undefined, replaying: boolean): void {
-    const roomId = message?.roomId ?? ("roomId" in frame ? frame.roomId : this.roomId);
-    if (frame.type === "matched") {
-      if (replaying) {
-        this.send(frame);
-        return;
-      }
-      const abandoned = this.abandoned?.indexOf(frame.roomId) ?? -1;
-      if (abandoned >= 0 && this.logical === "waiting" && !this.closed) {
-        // The room closed before its `matched` reached us: we were claimed out of the pool for
-        // nothing. Go back in (same place in the queue) and search again.
-        this.abandoned?.splice(abandoned, 1);
-        const params = this.lastJoin;
-        if (params !== undefined) {
-          this.requests.schedule(() => this.enterPool(params, this.since, undefined, undefined, false));
-        }
-        return;
-      }
-      if (this.closed || this.logical !== "waiting" || message?.partner === undefined) {
-        // We left the pool (or closed) after being claimed: undo the room for the partner.
-        this.run(this.host.router.closeRoom(frame.roomId, this.id, this.closed ? "disconnected" : "left"));
-        return;
-      }
-      this.logical = "room";
-      this.inPool = false; // the claim took the entry out
-      this.roomId = frame.roomId;
-      this.partner = message.partner;
-      this.persist();
-      if (this.conn === undefined) {
-        // Matched while away: the partner learns at once that we are away.
-        const partner = message.partner;
-        this.run(
-          this.host.router
-            .route(partner, {
-              to: partner.sessionId,
-              roomId: frame.roomId,
-              frame: { type: "partner_away", roomId: frame.roomId },
-            })
-            .then(() => undefined),
-        );
-      }
-      this.emitOrKeep(frame);
-      return;
-    }
-    if (!replaying && (this.closed || this.logical !== "room" || this.roomId !== roomId)) {
-      if (frame.type === "partner_left" && this.logical === "waiting" && roomId !== undefined) {
-        // A room we were claimed into closed before its `matched` arrived (frames from two
-        // nodes need not arrive in order): remember it, so that `matched` is not taken.
-        this.abandoned ??= [];
-        this.abandoned.push(roomId);
-        if (this.abandoned.length > 8) this.abandoned.shift();
-      }
-      return;
-    }
-    if (frame.type === "partner_left") {
-      this.logical = "idle";
-      this.roomId = undefined;
-      this.partner = undefined;
-      this.clearPartnerLost();
-      this.persist();
-    } else if (frame.type === "partner_back") {
-      this.clearPartnerLost();
-      if (message?.partner !== undefined) {
-        // The partner moved to another node: saved at once, so that a resume of this session on
-        // yet another node (after this node dies) routes to where the partner is, not was.
-        this.partner = message.partner;
-        this.persist();
-      }
-    } else if (frame.type === "typing" && this.conn === undefined) {
-      return; // not worth keeping
-    }
-    if (replaying) this.send(frame);
-    else this.emitOrKeep(frame);
+  /** Sends a room frame, or while away keeps it in the mailbox (in order). */
+  keep(frame: RoomFrame): void {
+    if (this.conn !== undefined) this.send(frame);
+    else this.away.keep(frame);
   }
 
-  /** Sends a frame, or while away keeps it in the mailbox (in order). */
-  private emitOrKeep(frame: RoomFrame): void {
-    if (this.conn !== undefined) {
-      this.send(frame);
-      return;
-    }
-    const { maxMailbox, limits } = this.settings;
-    this.outbox = this.outbox
-      .then(() => this.host.store.mailbox.push(this.id, frame, maxMailbox, limits.resumeGraceMs))
-      .catch((error) => {
-        this.host.events.emit("error", { error, sessionId: this.id });
-      });
-  }
-
-  /** Resolves once every frame kept while away is in the store. */
-  flushed(): Promise<void> {
-    return this.outbox;
-  }
-
-  /**
-   * The store refused a message because the room is gone. Usually the partner just left and
-   * `partner_left` is on its way; if it has not come after a moment and the room is still gone,
-   * the store lost it (e.g. Redis restarted empty): see {@link Session.roomLost}.
-   */
-  private checkRoomSoon(roomId: string): void {
-    if (this.roomCheck !== undefined) return;
-    this.roomCheck = setTimeout(() => {
-      this.roomCheck = undefined;
-      this.requests.schedule(() => this.checkRoom(roomId));
-    }, ROOM_CHECK_DELAY_MS);
-    this.roomCheck.unref();
-  }
-
-  /** Ends the room with `lost` if this session is still in it and the store no longer has it. */
-  async checkRoom(roomId: string): Promise<void> {
-    if (this.closed || this.logical !== "room" || this.roomId !== roomId) return;
-    if ((await this.host.store.rooms.get(roomId)) === undefined) await this.roomLost(roomId);
-  }
-
-  /**
-   * The store lost the room this session is in: both members are told `partner_left` with reason
-   * `lost` and are idle (the partner's node may learn it from either side; the second notice
-   * finds it idle and is dropped).
-   */
-  private async roomLost(roomId: string): Promise<void> {
-    const partner = this.partner;
-    if (this.closed || this.logical !== "room" || this.roomId !== roomId || partner === undefined) return;
-    this.logical = "idle";
-    this.roomId = undefined;
-    this.partner = undefined;
-    this.clearPartnerLost();
-    this.host.events.emit("left", { ...this.info(), roomId, reason: "lost" });
-    this.persist();
-    this.emitOrKeep({ type: "partner_left", roomId, reason: "lost" });
-    await this.host.router.route(partner, {
-      to: partner.sessionId,
-      roomId,
-      frame: { type: "partner_left", roomId, reason: "lost" },
-    });
-  }
-
-  /**
-   * The store may have lost what this session keeps there (it restarted empty, or failed over to
-   * an empty replica), or the other nodes took this node for dead (it was frozen) and dropped its
-   * pool entries and closed its rooms: put back what is missing. The record is saved again, a
-   * waiting session goes back in the pool (same place in the queue) and searches again, and a
-   * room the store no longer has ends with `lost` for both members. Frames kept for an away
-   * session in a lost mailbox are gone.
-   */
-  reconcile(): void {
-    this.requests.schedule(async () => {
-      if (this.closed) return;
-      if (this.persisted) this.persist();
-      const roomId = this.roomId;
-      if (this.logical === "room" && roomId !== undefined) {
-        await this.checkRoom(roomId);
-        return;
-      }
-      if (this.logical !== "waiting" || this.conn === undefined || this.lastJoin === undefined) return;
-      if ((await this.host.store.pool.get(this.poolKey)) !== undefined) return;
-      if (this.isClosed() || this.logical !== "waiting") return; // matched meanwhile
-      await this.enterPool(this.lastJoin, this.since, undefined, undefined, false);
-    });
-  }
-
-  /** The partner's node stopped: tell the client, and end the room if it does not come back. */
-  partnerLost(): void {
-    const { partner, roomId } = this;
-    if (this.lostRoom === roomId || partner === undefined || roomId === undefined) return;
-    this.lostRoom = roomId;
-    this.run(this.partnerMovedOrLost(partner, roomId));
-  }
-
-  /**
-   * The node this session knows its partner on is dead. The address may just be stale (the
-   * partner moved to another node, and the notice never reached this session's record): its
-   * session record says where it lives now. Only if it is still on the dead node is it lost.
-   */
-  private async partnerMovedOrLost(partner: RoomMember, roomId: string): Promise<void> {
-    const record = await this.host.store.sessions.get(partner.sessionId);
-    if (this.roomId !== roomId || this.closed) return;
-    if (record !== undefined && record.nodeId !== partner.nodeId) {
-      if ((await this.host.store.nodes.alive([record.nodeId])).has(record.nodeId) && this.roomId === roomId) {
-        this.partner = { ...partner, nodeId: record.nodeId };
-        this.lostRoom = undefined;
-        this.persist();
-        return;
-      }
-    }
-    this.emitOrKeep({ type: "partner_away", roomId });
-    this.partnerLostTimer = setTimeout(() => {
-      if (this.roomId !== roomId || this.closed) return;
-      this.run(this.host.router.closeRoom(roomId, partner.sessionId, "disconnected"));
-      // Its grace is over: the dead node's session ends like any other (no late resume).
-      this.run(this.host.endOrphan(partner.sessionId, partner.nodeId));
-    }, this.settings.limits.resumeGraceMs);
-    this.partnerLostTimer.unref();
-  }
-
-  /** The partner this session is in a room with, if any. */
-  currentPartner(): RoomMember | undefined {
-    return this.logical === "room" ? this.partner : undefined;
-  }
-
-  private clearPartnerLost(): void {
-    if (this.partnerLostTimer !== undefined) clearTimeout(this.partnerLostTimer);
-    this.partnerLostTimer = undefined;
-    this.lostRoom = undefined;
-  }
-
-  private answer(frame: ReplyFrame, reply: Reply | undefined): void {
+  answer(frame: ReplyFrame, reply: Reply | undefined): void {
     if (this.closed) return;
     if (reply !== undefined) reply(frame);
     else this.send(frame);
@@ -1117,6 +645,9 @@ export class Session implements LinkTarget {
     }
   }
 
+  // ------------------------------------------------------------------------------------------
+  // The end
+
   /**
    * Ends the session: closes the connection (when `reason` is given, the server closes it with
    * `code`), leaves the pool or room (the partner gets `disconnected`), forgets the record.
@@ -1129,15 +660,15 @@ export class Session implements LinkTarget {
     if (reason !== undefined && code !== undefined) this.conn?.close(code, reason);
     this.clearTimers();
     // Leaving takes the state synchronously; only then is the session marked closed.
-    const leaving = this.leaveRoomOrPool("disconnected");
+    const leaving = this.place.leave("disconnected");
     this.closed = true;
     this.conn = undefined;
-    this.held = undefined;
+    this.away.release();
     this.host.forget(this);
     this.host.events.emit("sessionClosed", { ...this.info(), code });
     const cleanup = (async () => {
       await leaving;
-      await this.outbox;
+      await this.away.flushed();
       // A session never saved has no record and no mailbox (it is saved before it can go away).
       if (this.persisted)
         await Promise.all([this.host.store.sessions.delete(this.id), this.host.store.mailbox.drain(this.id)]);
@@ -1163,10 +694,10 @@ export class Session implements LinkTarget {
   async release(): Promise<SessionSnapshot> {
     const wasLive = this.conn !== undefined;
     this.detach(CloseCode.Replaced, "session resumed by another connection");
-    if (wasLive && this.logical === "waiting") await this.leavePool();
     this.clearTimers();
+    await this.place.handOver(wasLive);
     this.closed = true;
-    await this.outbox;
+    await this.away.flushed();
     return this.snapshot();
   }
 }
