@@ -31,6 +31,16 @@ const ERROR_HIDE_MS = 9000;
 /** The chat log kept for a reload: at most this many lines. */
 const SAVED_LOG_LINES = 200;
 
+/**
+ * After `next`, how long the server keeps the two users apart, in ms: the demo server writes its
+ * setting into the page. `null` when the page does not know it.
+ */
+const NEXT_COOLDOWN_MS = (() => {
+  const raw = document.querySelector('meta[name="whisper-next-cooldown-ms"]')?.getAttribute("content");
+  const n = raw ? Number(raw) : Number.NaN;
+  return Number.isFinite(n) && n >= 0 ? n : null;
+})();
+
 /** sessionStorage keys: per tab, so two tabs are two users, and a reload resumes its own tab. */
 const KEYS = {
   resume: "whisperchat.resume",
@@ -149,6 +159,7 @@ const ui = {
   waitingTimer: $("waiting-timer"),
   waitingRange: $("waiting-range"),
   waitingRangeValue: $("waiting-range-value"),
+  apart: $("apart"),
   cancel: $("cancel"),
   // disconnected
   viewDisconnected: $("view-disconnected"),
@@ -222,6 +233,13 @@ const app = {
   disconnect: null,
   /** The conversation, kept so a reload can show it again: [{kind, text, ts, id?, status?}]. */
   log: [],
+  /** The view state a session that could not be resumed had, until `sessionLost` explains it. */
+  lostState: null,
+  /**
+   * The last partner the server keeps us apart from, to tell why they are not found again:
+   * {name, how: "skipped" | "skippedBy" | "blocked", until (ms; null for a block)}.
+   */
+  apart: null,
 };
 
 /** For browser tests: kept up to date on every state change. */
@@ -500,8 +518,11 @@ function onWelcome(frame) {
   applyLimits();
   renderAccount();
   if (frame.resumed) return; // onResumed restores what the page showed
-  // A fresh session: nothing going on.
+  // A fresh session: nothing going on. When it replaces one that could not be resumed, the
+  // `sessionLost` that follows says what was lost, so remember what the page was doing.
+  app.lostState = app.state === "connecting" ? savedState() : app.state;
   app.room = null;
+  if (!app.account) app.apart = null; // a guest's new session is a new user: nobody is kept apart
   app.busy = null;
   clearLog();
   setState("idle");
@@ -528,19 +549,30 @@ function onResumed() {
   render();
 }
 
+/** What a reload would restore (see savePage): the view the page showed before it. */
+function savedState() {
+  const saved = storage.get(KEYS.page);
+  return saved && typeof saved === "object" && typeof saved.state === "string" ? saved.state : "idle";
+}
+
+const SESSION_LOST_TEXT = {
+  matched: "You were offline for too long, so your chat ended. Find someone new when you're ready.",
+  waiting: "You were offline for too long, so you stopped looking for a match. Look again when you're ready.",
+};
+
+/** A resume failed (offline past the grace, or the server restarted): onWelcome reset the page. */
 function onSessionLost() {
-  const wasChatting = app.state === "matched" || app.state === "waiting";
+  const lost = app.lostState;
+  app.lostState = null;
   app.room = null;
   app.busy = null;
   clearLog();
   storage.set(KEYS.page, null);
   setState("idle");
-  showError(
-    wasChatting
-      ? "You were offline for too long, so your chat ended. Find someone new when you're ready."
-      : "Your previous session had ended. You're connected again.",
-    { sticky: true, code: "session_lost" },
-  );
+  showError(SESSION_LOST_TEXT[lost] ?? "Your previous session had ended. You're connected again.", {
+    sticky: true,
+    code: "session_lost",
+  });
   ui.find.focus();
 }
 
@@ -584,6 +616,7 @@ function onMatched(frame) {
     away: false,
   };
   app.busy = null;
+  app.apart = null;
   clearLog();
   hidePartnerTyping();
   closeBlockConfirm();
@@ -645,6 +678,7 @@ function onPartnerAway(frame, away) {
 
 function onPartnerLeft(frame) {
   if (!isCurrentRoom(frame)) return;
+  if (frame.reason === "next") keepApart("skippedBy");
   const reason = PARTNER_LEFT_TEXT[frame.reason] ?? "The chat has ended.";
   endChat(reason);
   notifyIfHidden(reason);
@@ -687,6 +721,7 @@ function savePage() {
     room: app.room,
     lastJoin: app.lastJoin,
     waitingSince: app.waitingSince,
+    apart: app.apart,
     log: app.log.slice(-SAVED_LOG_LINES),
   });
 }
@@ -696,6 +731,7 @@ function restorePage(saved) {
   app.room = saved.room && typeof saved.room === "object" ? saved.room : null;
   app.lastJoin = saved.lastJoin && typeof saved.lastJoin === "object" ? saved.lastJoin : null;
   app.waitingSince = Number(saved.waitingSince) || Date.now();
+  app.apart = saved.apart && typeof saved.apart === "object" ? saved.apart : null;
   if (app.lastJoin) setRangeInputs(app.lastJoin.rangeKm);
   clearLog();
   const lines = Array.isArray(saved.log) ? saved.log : [];
@@ -989,12 +1025,43 @@ function enterWaiting(frame) {
   if (!ui.viewWaiting.contains(document.activeElement)) ui.cancel.focus();
 }
 
+/** Remembers that the server keeps us apart from the current partner now (see app.apart). */
+function keepApart(how) {
+  const until = how === "blocked" || NEXT_COOLDOWN_MS === null ? null : Date.now() + NEXT_COOLDOWN_MS;
+  app.apart = { name: partnerName(), how, until };
+}
+
+/** Why the last partner is not found again, while waiting; "" when there is nothing to say. */
+function apartText() {
+  const apart = app.apart;
+  if (!apart) return "";
+  const name = typeof apart.name === "string" && apart.name ? apart.name : "your last partner";
+  if (apart.how === "blocked") return `You blocked ${name}, so you two won't be matched again.`;
+  let when = "for a while";
+  if (apart.until !== null) {
+    const left = Math.ceil((Number(apart.until) - Date.now()) / 1000);
+    if (!(left > 0)) return "";
+    when = `for ${left} s`;
+  }
+  return apart.how === "skippedBy"
+    ? `${name} moved on, so you two won't be matched again ${when}. Anyone else nearby still can be.`
+    : `You just skipped ${name}, so you two won't be matched again ${when}. Anyone else nearby still can be.`;
+}
+
+function renderApart() {
+  const text = app.state === "waiting" ? apartText() : "";
+  if (ui.apart.textContent !== text) ui.apart.textContent = text;
+  ui.apart.hidden = !text;
+}
+
 /**
  * Sends `next` or `block` (from a room) or `next` (after a chat ended): the reply is `waiting`.
  * A reply that comes after a later `leave`, or after a new match, is stale.
  */
 function rejoin(type, request) {
   const epoch = app.epoch;
+  // From a room, `next` and `block` keep the two apart (for the cooldown, or for good).
+  const fromRoom = app.state === "matched";
   app.busy = type === "block" ? "block" : "next";
   stopTyping({ notify: false });
   render();
@@ -1002,6 +1069,7 @@ function rejoin(type, request) {
     (frame) => {
       if (epoch !== app.epoch) return;
       if (app.busy === "next" || app.busy === "block") app.busy = null;
+      if (fromRoom && app.state === "matched") keepApart(type === "block" ? "blocked" : "skipped");
       if (app.state === "matched" || app.state === "ended") enterWaiting(frame);
       else render();
     },
@@ -1594,6 +1662,7 @@ function render() {
     ui.waitingRangeValue.textContent = formatKm(km);
     tickWaiting();
   }
+  renderApart();
   ui.cancel.disabled = s !== "waiting" || !online;
   ui.waitingRange.disabled = s !== "waiting" || !online;
 
@@ -1652,6 +1721,7 @@ function tickWaiting() {
     }
     const text = formatClock(Date.now() - app.waitingSince);
     if (ui.waitingTimer.textContent !== text) ui.waitingTimer.textContent = text;
+    renderApart();
   };
   update();
   waitingTicker = window.setInterval(update, 250);

@@ -10,6 +10,8 @@ export interface DemoConfig {
   resumeGraceMs: number;
   msgPerSec: number;
   msgBurst: number;
+  /** After `next`, how long the two users are kept apart, in ms (the hub's `nextCooldownMs`). */
+  nextCooldownMs: number;
   connectPerSec: number;
   connectBurst: number;
   /** Most time to receive a request's headers (Node's `server.headersTimeout`), in ms. */
@@ -89,6 +91,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     ),
     msgPerSec: num(env, "WHISPER_MSG_PER_SEC", 5, positive, "a positive number"),
     msgBurst: num(env, "WHISPER_MSG_BURST", 10, positive, "a positive number"),
+    // Short, unlike the hub's 60 s: someone trying the demo alone in two tabs sees the two
+    // matched again soon after a `next`.
+    nextCooldownMs: num(
+      env,
+      "WHISPER_NEXT_COOLDOWN_MS",
+      10_000,
+      (n) => Number.isInteger(n) && n >= 0,
+      "a whole number of milliseconds >= 0",
+    ),
     connectPerSec: num(env, "WHISPER_CONNECT_PER_SEC", 5, positive, "a positive number"),
     connectBurst: num(env, "WHISPER_CONNECT_BURST", 20, positive, "a positive number"),
     httpHeadersTimeoutMs: num(

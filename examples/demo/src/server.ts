@@ -83,6 +83,15 @@ async function buildClientBundle(): Promise<Uint8Array> {
   return file.contents;
 }
 
+/** The page, with the settings it shows filled in (see the `meta` tags of public/index.html). */
+async function pageHtml(config: DemoConfig): Promise<string> {
+  const html = await readFile(`${PUBLIC}index.html`, "utf8");
+  return html.replace(
+    /(<meta name="whisper-next-cooldown-ms" content=)""/,
+    `$1"${Math.trunc(config.nextCooldownMs)}"`,
+  );
+}
+
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" });
@@ -210,6 +219,7 @@ export async function startDemo(
     reauthenticate: jwt.reauthenticate,
     authorize: policy,
     resumeGraceMs: config.resumeGraceMs,
+    nextCooldownMs: config.nextCooldownMs,
   });
   hub.on("error", ({ error }) => console.error("[whisperchat]", error));
   const accounts = createAccounts({ store, jwt });
@@ -312,7 +322,7 @@ export async function startDemo(
     }
     const asset = STATIC[path];
     if (asset !== undefined && (req.method === "GET" || req.method === "HEAD")) {
-      const body = await readFile(PUBLIC + asset.file);
+      const body = asset.file === "index.html" ? await pageHtml(config) : await readFile(PUBLIC + asset.file);
       res.writeHead(200, { "Content-Type": asset.type, "Cache-Control": "no-cache", ...SECURITY_HEADERS });
       res.end(req.method === "HEAD" ? undefined : body);
       return;

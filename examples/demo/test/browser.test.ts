@@ -1,39 +1,32 @@
 // End-to-end tests of the demo page in a real browser: Debian's chromium, driven by playwright-core.
-import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { WebSocket } from "ws";
 import { readConfig } from "../src/config.js";
 import { type Demo, startDemo } from "../src/server.js";
-
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium && process.env.CI) {
-  throw new Error(`${CHROMIUM} is missing: CI must install it (apt-get install -y chromium)`);
-}
-if (!hasChromium) {
-  console.warn(`Skipping the demo's browser tests: ${CHROMIUM} is missing (apt-get install -y chromium).`);
-}
-
-/** What the page exposes for tests (`window.whisperDemo`), and the DOM bits the tests read. */
-interface PageGlobals {
-  whisperDemo: {
-    state: string;
-    conn: string;
-    client: { ping(): Promise<unknown>; welcome: { user: { userId: string } } };
-  };
-  document: { activeElement: { id: string } | null; documentElement: { scrollWidth: number } };
-}
-
-const ARTIFACTS = fileURLToPath(new URL("../../../test-artifacts/browser/", import.meta.url));
-const PHONE = { width: 375, height: 740 };
-const DESKTOP = { width: 1100, height: 820 };
-
-const PARIS = { lat: "48.8566", lng: "2.3522" };
-const NEAR_PARIS = { lat: "48.8600", lng: "2.3600" };
-const ALSO_NEAR_PARIS = { lat: "48.8500", lng: "2.3400" };
+import {
+  ALSO_NEAR_PARIS,
+  clean,
+  conn,
+  DESKTOP,
+  find,
+  focused,
+  hasChromium,
+  joinAsGuest,
+  launch,
+  NEAR_PARIS,
+  PARIS,
+  Pages,
+  PHONE,
+  partnerLines,
+  say,
+  scrollWidth,
+  settle,
+  shot,
+  state,
+  userOf,
+  viewState,
+} from "./browser-kit.js";
 
 describe("the demo serves the client SDK as a browser module", () => {
   it("GET /client.js is an ES module bundle of @whisperchat/client, with no Node built-ins", async () => {
@@ -57,15 +50,10 @@ describe("the demo serves the client SDK as a browser module", () => {
 describe.skipIf(!hasChromium)("demo page in chromium", { timeout: 90_000 }, () => {
   let browser: Browser;
   let demo: Demo;
-  const contexts: BrowserContext[] = [];
-  const pageErrors: Error[] = [];
+  const pages = new Pages(() => browser);
 
   beforeAll(async () => {
-    await mkdir(ARTIFACTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    browser = await launch();
     demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
   }, 60_000);
 
@@ -75,65 +63,10 @@ describe.skipIf(!hasChromium)("demo page in chromium", { timeout: 90_000 }, () =
   });
 
   afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((c) => c.close()));
-    expect(pageErrors.splice(0)).toEqual([]); // no uncaught error in any page
+    expect(await pages.closeAll()).toEqual([]); // no uncaught error in any page
   });
 
-  const shot = (page: Page, name: string) =>
-    page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: false });
-
-  /** A fresh browser context (its own sessionStorage: another user) on the demo page. */
-  async function open(viewport = DESKTOP): Promise<{ page: Page; context: BrowserContext }> {
-    const context = await browser.newContext({ viewport, reducedMotion: "reduce" });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.on("pageerror", (error) => pageErrors.push(error));
-    await page.goto(demo.url);
-    return { page, context };
-  }
-
-  /** Waits until the page is in one of the given view states. */
-  const state = (page: Page, ...states: string[]) =>
-    page.waitForFunction(
-      (want) => want.includes((globalThis as unknown as PageGlobals).whisperDemo.state),
-      states,
-    );
-  const viewState = (page: Page) =>
-    page.evaluate(() => (globalThis as unknown as PageGlobals).whisperDemo.state);
-  const focused = (page: Page) =>
-    page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.id);
-  /** A ping from the page's client: when it is answered, the server has handled everything sent before. */
-  const settle = (page: Page) =>
-    page.evaluate(() =>
-      (globalThis as unknown as PageGlobals).whisperDemo.client.ping().then(() => undefined),
-    );
-  const conn = (page: Page, s: string) =>
-    page.waitForFunction((want) => (globalThis as unknown as PageGlobals).whisperDemo.conn === want, s);
-
-  /** Guest → setup form → waiting. */
-  async function joinAsGuest(page: Page, name: string, where: { lat: string; lng: string }): Promise<void> {
-    await page.getByTestId("guest").click();
-    await state(page, "idle");
-    await find(page, where, name);
-  }
-
-  async function find(page: Page, where: { lat: string; lng: string }, name?: string): Promise<void> {
-    if (name !== undefined) await page.getByTestId("name").fill(name);
-    await page.getByTestId("lat").fill(where.lat);
-    await page.getByTestId("lng").fill(where.lng);
-    await page.getByTestId("range").fill("10");
-    await page.getByTestId("find").click();
-    await state(page, "waiting", "matched"); // a partner may be there already
-  }
-
-  async function say(page: Page, text: string): Promise<void> {
-    await page.getByTestId("message-input").fill(text);
-    await page.getByTestId("message-input").press("Enter");
-    await expect.poll(() => page.locator('.msg-own[data-status="sent"]', { hasText: text }).count()).toBe(1);
-  }
-
-  const partnerLines = (page: Page) => page.locator(".msg-partner .bubble").allTextContents();
-  const clean = (lines: string[]) => lines.map((l) => l.replace(/^.*?: /, ""));
+  const open = (viewport = DESKTOP) => pages.open(demo.url, { viewport });
 
   /** The server side of the WebSocket that opened after `before` was taken. */
   function newSocket(before: Set<WebSocket>): WebSocket {
@@ -173,6 +106,8 @@ describe.skipIf(!hasChromium)("demo page in chromium", { timeout: 90_000 }, () =
     const { a, b } = await matchedPair();
     await expect.poll(() => a.getByTestId("partner").textContent()).toMatch(/Ben.*within \d+ km/);
     await expect.poll(() => b.getByTestId("partner").textContent()).toMatch(/Ana.*within \d+ km/);
+    // The server rounds distances up: an upper bound, never "≈ 2 km away".
+    expect(await a.getByTestId("partner").textContent()).not.toMatch(/≈|away/);
     expect(await focused(a)).toBe("message"); // focus moves to the composer
 
     await a.getByTestId("message-input").pressSequentially("Hel");
@@ -187,9 +122,7 @@ describe.skipIf(!hasChromium)("demo page in chromium", { timeout: 90_000 }, () =
       .toEqual(["Hello from Ana", "How far are you?"]);
 
     // The phone layout fits the screen: nothing wider than the viewport.
-    expect(
-      await b.evaluate(() => (globalThis as unknown as PageGlobals).document.documentElement.scrollWidth),
-    ).toBeLessThanOrEqual(PHONE.width);
+    expect(await scrollWidth(b)).toBeLessThanOrEqual(PHONE.width);
     await shot(a, "02-chat-desktop");
     await shot(b, "03-chat-phone");
   });
@@ -234,12 +167,48 @@ describe.skipIf(!hasChromium)("demo page in chromium", { timeout: 90_000 }, () =
     expect(await viewState(a)).toBe("waiting");
     expect(await viewState(c)).toBe("waiting");
     // It was a block (kept for good), not a next (a cooldown): the server recorded it.
-    const userOf = (page: Page) =>
-      page.evaluate(() => (globalThis as unknown as PageGlobals).whisperDemo.client.welcome.user.userId);
     expect(blocked).toEqual([{ by: await userOf(a), blocked: await userOf(c) }]);
     expect(await demo.store.exclusions.excluded(await userOf(a), [await userOf(c)])).toEqual(
       new Set([await userOf(c)]),
     );
+  });
+
+  it("after Next the page says why the skipped partner is not found; when the cooldown ends the two meet again", async () => {
+    // Someone trying the demo alone, in two tabs: the demo's cooldown is short (here 3 s).
+    const short = await startDemo(
+      readConfig({ PORT: "0", WHISPER_NEXT_COOLDOWN_MS: "3000" }),
+      () => undefined,
+    );
+    try {
+      const { page: a } = await pages.open(short.url, { viewport: DESKTOP });
+      const { page: b } = await pages.open(short.url, { viewport: PHONE });
+      await joinAsGuest(a, "Ana", PARIS);
+      await joinAsGuest(b, "Ben", NEAR_PARIS);
+      await state(a, "matched");
+      await state(b, "matched");
+
+      await a.getByTestId("next").click();
+      await state(a, "waiting");
+      await state(b, "ended");
+      await expect
+        .poll(() => a.getByTestId("apart").textContent())
+        .toMatch(/^You just skipped Ben, so you two won't be matched again for [1-3] s\./);
+      await b.getByTestId("find-again").click();
+      await state(b, "waiting", "matched");
+      await expect
+        .poll(() => b.getByTestId("apart").textContent())
+        .toMatch(/^Ana moved on, so you two won't be matched again for [1-3] s\./);
+      await shot(a, "14-skipped-waiting-desktop");
+      await shot(b, "15-skipped-by-waiting-phone");
+
+      // The cooldown ends: the server looks again, and the two tabs are matched again.
+      await state(a, "matched");
+      await state(b, "matched");
+      await expect.poll(() => a.getByTestId("partner").textContent()).toMatch(/Ben/);
+      expect(await a.getByTestId("apart").isVisible()).toBe(false);
+    } finally {
+      await short.close();
+    }
   });
 
   it("a page whose connection drops shows it, resumes, and gets what it missed; a reload resumes too", async () => {

@@ -27,6 +27,7 @@ describe("demo config", () => {
       resumeGraceMs: 30000,
       msgPerSec: 5,
       msgBurst: 10,
+      nextCooldownMs: 10_000,
       connectPerSec: 5,
       connectBurst: 20,
       keyPrefix: "whisper:",
@@ -44,6 +45,8 @@ describe("demo config", () => {
     expect(() => readConfig({ PORT: "http" })).toThrow(ConfigError);
     expect(() => readConfig({ WHISPER_STORE: "mongo" })).toThrow(/WHISPER_STORE/);
     expect(() => readConfig({ WHISPER_MSG_PER_SEC: "-1" })).toThrow(/WHISPER_MSG_PER_SEC/);
+    expect(() => readConfig({ WHISPER_NEXT_COOLDOWN_MS: "1.5" })).toThrow(/WHISPER_NEXT_COOLDOWN_MS/);
+    expect(readConfig({ WHISPER_NEXT_COOLDOWN_MS: "0" }).nextCooldownMs).toBe(0);
     expect(() => readConfig({ WHISPER_HTTP_REQUEST_TIMEOUT_MS: "0" })).toThrow(
       /WHISPER_HTTP_REQUEST_TIMEOUT_MS/,
     );
@@ -204,13 +207,15 @@ describe("demo accounts and admin routes", () => {
 
 describe("demo server", () => {
   it("serves the page, its assets and /healthz, and 404 elsewhere", async () => {
-    demo = await startDemo(readConfig({ PORT: "0" }), () => undefined);
+    demo = await startDemo(readConfig({ PORT: "0", WHISPER_NEXT_COOLDOWN_MS: "4500" }), () => undefined);
     const page = await fetch(`${demo.url}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get("content-type")).toMatch(/text\/html/);
     expect(page.headers.get("content-security-policy")).toMatch(/default-src 'self'/);
     const html = await page.text();
     expect(html).toMatch(/<script type="module" src="\/app.js"><\/script>/);
+    // The page is told the setting it explains to users.
+    expect(html).toContain('<meta name="whisper-next-cooldown-ms" content="4500" />');
     for (const [path, type] of [
       ["/app.js", /javascript/],
       ["/style.css", /text\/css/],
