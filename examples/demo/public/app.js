@@ -1849,6 +1849,8 @@ function wire() {
   });
   ui.errorClose.addEventListener("click", hideError);
 
+  // The conversation scrolls: keyboard users must be able to reach it to scroll it (WCAG 2.1.1).
+  ui.log.tabIndex = 0;
   ui.log.addEventListener("scroll", () => {
     if (Math.abs(ui.log.scrollTop - autoScrollTop) < 1) return;
     logPinned = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 40;

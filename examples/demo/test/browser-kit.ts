@@ -1,7 +1,8 @@
 // What the demo's browser tests share: Debian's chromium driven by playwright-core, the page's
 // test hooks, the steps a user takes, a TCP proxy that cuts connections, and an axe-core audit.
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
@@ -57,12 +58,15 @@ export class Pages {
     options: {
       viewport?: { width: number; height: number };
       colorScheme?: "light" | "dark";
+      /** Only for the accessibility audit, which injects axe-core (see {@link axeViolations}). */
+      bypassCSP?: boolean;
     } = {},
   ): Promise<{ page: Page; context: BrowserContext }> {
     const context = await this.browser().newContext({
       viewport: options.viewport ?? DESKTOP,
       colorScheme: options.colorScheme ?? "light",
       reducedMotion: "reduce",
+      bypassCSP: options.bypassCSP ?? false,
     });
     this.contexts.push(context);
     const page = await context.newPage();
@@ -209,4 +213,53 @@ export async function tcpProxy(target: string): Promise<TcpProxy> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+// ------------------------------------------------------------------------------------------
+// Accessibility: axe-core, run inside the page
+
+interface AxeNode {
+  target: string[];
+  failureSummary?: string;
+}
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: AxeNode[];
+}
+interface AxeGlobals {
+  axe: {
+    run(
+      context: unknown,
+      options: { runOnly: { type: "tag"; values: string[] }; resultTypes: string[] },
+    ): Promise<{ violations: AxeViolation[] }>;
+  };
+  document: unknown;
+}
+
+let axeSource: Promise<string> | undefined;
+
+/**
+ * Runs axe-core on the page as it is now, against WCAG 2.1 A and AA and axe's best practices,
+ * and resolves every violation, of any impact, as "rule (impact): selector: why". The page's
+ * CSP allows no inline script, so contexts audited this way are made with `bypassCSP: true`.
+ */
+export async function axeViolations(page: Page): Promise<string[]> {
+  axeSource ??= readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  const loaded = await page.evaluate(() => "axe" in globalThis);
+  if (!loaded) await page.addScriptTag({ content: await axeSource });
+  const violations = await page.evaluate(async () => {
+    const g = globalThis as unknown as AxeGlobals;
+    const result = await g.axe.run(g.document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
+      resultTypes: ["violations"],
+    });
+    return result.violations;
+  });
+  return violations.flatMap((v) =>
+    v.nodes.map(
+      (n) => `${v.id} (${v.impact ?? "?"}): ${n.target.join(" ")}: ${(n.failureSummary ?? v.help).trim()}`,
+    ),
+  );
 }
