@@ -15,6 +15,7 @@ import type {
   HubSettings,
 } from "./settings.js";
 import type { BanRecord, LimitResult, SessionRecord, Store } from "./store.js";
+import { refusal } from "./transport.js";
 
 const MAX_PARAM_CHARS = 8192;
 /** The roles of every guest: one shared, frozen empty list. */
@@ -152,16 +153,16 @@ export class Admissions {
       return this.connectLimited(await this.store.limiter.consume(`handshake:${address}`, rule, 1));
     } catch (error) {
       this.events.emit("error", { error, sessionId: undefined });
-      return refuse(503, "internal", "the server could not admit the connection; try again", 1);
+      return refusal(503, "internal", "the server could not admit the connection; try again", 1);
     }
   }
 
   /** Draining or at the connection cap: the refusal, else `undefined`. */
   private closedGate(): Refusal | undefined {
     if (this.isClosing())
-      return refuse(503, "internal", "the server is shutting down; reconnect to another node", 1);
+      return refusal(503, "internal", "the server is shutting down; reconnect to another node", 1);
     if (this.sessions.size >= this.settings.maxSessions) {
-      return refuse(503, "internal", "the server is at its connection cap; try again later", 5);
+      return refusal(503, "internal", "the server is at its connection cap; try again later", 5);
     }
     return undefined;
   }
@@ -170,7 +171,7 @@ export class Admissions {
   private connectLimited(limit: LimitResult): Refusal | undefined {
     if (limit.allowed) return undefined;
     this.counters.limit("connect", undefined);
-    return refuse(
+    return refusal(
       429,
       "rate_limited",
       "too many connection attempts; slow down",
@@ -185,15 +186,15 @@ export class Admissions {
       await this.whenReady();
     } catch (error) {
       this.events.emit("error", { error, sessionId: undefined });
-      return refuse(503, "internal", "the server cannot reach its store", 1);
+      return refusal(503, "internal", "the server cannot reach its store", 1);
     }
     const origin = firstHeader(handshake.headers.origin);
-    if (!this.hooks.originAllowed(origin)) return refuse(403, "forbidden", "this origin is not allowed");
+    if (!this.hooks.originAllowed(origin)) return refusal(403, "forbidden", "this origin is not allowed");
     const token = param(handshake.params.token);
     const resume = param(handshake.params.resume);
     const last = param(handshake.params.last);
     if (token === null || resume === null || last === null) {
-      return refuse(
+      return refusal(
         400,
         "bad_request",
         "`token`, `resume` and `last` must each be given at most once, as short strings",
@@ -210,13 +211,14 @@ export class Admissions {
         const m = auth === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(auth);
         bearer = m?.[1];
         if (bearer !== undefined && bearer.length > MAX_PARAM_CHARS) {
-          return refuse(400, "bad_request", `a bearer token must be at most ${MAX_PARAM_CHARS} characters`);
+          return refusal(400, "bad_request", `a bearer token must be at most ${MAX_PARAM_CHARS} characters`);
         }
       }
       let identity: Identity | null = null;
       if (this.hooks.authenticate !== undefined) identity = await this.hooks.authenticate(handshake, bearer);
       if (identity === null) {
-        if (!this.hooks.allowGuests) return refuse(401, "unauthorized", "this server requires a valid token");
+        if (!this.hooks.allowGuests)
+          return refusal(401, "unauthorized", "this server requires a valid token");
         identity = {
           userId: `guest-${randomId(12)}`,
           name: `Guest ${randomId(3).slice(0, 4)}`,
@@ -226,20 +228,20 @@ export class Admissions {
       }
       if (!identity.guest) {
         const ban = await this.store.bans.get(identity.userId);
-        if (ban !== undefined) return refuse(403, "forbidden", bannedMessage(ban));
+        if (ban !== undefined) return refusal(403, "forbidden", bannedMessage(ban));
       }
       if (!(await allowed(this.hooks.authorize, identity, "connect", {}))) {
-        return refuse(403, "forbidden", "you are not allowed to connect");
+        return refusal(403, "forbidden", "you are not allowed to connect");
       }
       const ticket = resume === undefined ? undefined : await this.takeBack(resume, identity, last);
       return { ok: true, identity, resume: ticket, address: handshake.remoteAddress };
     } catch (error) {
       if (error instanceof WhisperError && error.code === "unauthorized")
-        return refuse(401, "unauthorized", error.message);
+        return refusal(401, "unauthorized", error.message);
       if (error instanceof WhisperError && error.code === "forbidden")
-        return refuse(403, "forbidden", error.message);
+        return refusal(403, "forbidden", error.message);
       this.events.emit("error", { error, sessionId: undefined });
-      return refuse(503, "internal", "the server could not admit the connection; try again", 1);
+      return refusal(503, "internal", "the server could not admit the connection; try again", 1);
     }
   }
 
@@ -364,17 +366,6 @@ export class Admissions {
 function bannedMessage(ban: BanRecord): string {
   const until = ban.until === undefined ? "" : ` until ${new Date(ban.until).toISOString()}`;
   return `you are banned${until}`;
-}
-
-function refuse(
-  status: Refusal["status"],
-  code: Refusal["code"],
-  message: string,
-  retryAfterSec?: number,
-): Refusal {
-  const r: Refusal = { ok: false, status, code, message };
-  if (retryAfterSec !== undefined) r.retryAfterSec = Math.max(1, retryAfterSec);
-  return r;
 }
 
 /** One handshake parameter: `undefined` when absent, `null` when malformed. */

@@ -103,6 +103,15 @@ export type {
   StoredMessage,
 } from "./store.js";
 export { withStoreClose } from "./store-wrap.js";
+export type { AdmitOptions, Admitter, Corkable } from "./transport.js";
+export {
+  admitHandshake,
+  closeReason,
+  corkForTick,
+  refusal,
+  refuseUpgrade,
+  unavailable,
+} from "./transport.js";
 export type {
   RefusalBody,
   UpgradeClaim,
@@ -113,4 +122,4 @@ export type {
 } from "./upgrades.js";
 export { answerUpgrade, guardUpgrades } from "./upgrades.js";
 export type { ValidationLimits } from "./validate.js";
-export { FrameError, parseClientFrame, validateClientFrame } from "./validate.js";
+export { FrameError, isPlainObject, parseClientFrame, validateClientFrame } from "./validate.js";

@@ -20,24 +20,14 @@ export function leakyBucket(
   cost: number,
   now: number,
 ): { result: LimitResult; state: BucketState } {
-  const elapsed = state === undefined ? 0 : Math.max(0, now - state.at);
-  const drained = state === undefined ? 0 : Math.max(0, state.level - (elapsed * rule.ratePerSec) / 1000);
-  // Keep the newer of the two clocks so a backwards step cannot re-drain the same time twice.
-  const at = state === undefined ? now : Math.max(now, state.at);
-  const wanted = drained + cost;
-  if (wanted <= rule.capacity + 1e-9) {
-    return { result: { allowed: true, retryAfterMs: 0, level: wanted }, state: { level: wanted, at } };
-  }
-  const retryAfterMs = Math.max(1, Math.ceil(((wanted - rule.capacity) * 1000) / rule.ratePerSec));
-  return {
-    result: { allowed: false, retryAfterMs, level: drained },
-    state: { level: drained, at },
-  };
+  const next: BucketState =
+    state === undefined ? { level: 0, at: now } : { level: state.level, at: state.at };
+  return { result: leakyBucketInPlace(next, rule, cost, now), state: next };
 }
 
 /**
- * {@link leakyBucket} for hot paths: the same math, but it updates `state` in place (when the
- * action is allowed, or to move its clock forward) instead of allocating a new state.
+ * {@link leakyBucket} for hot paths: it updates `state` in place (when the action is allowed,
+ * or to move its clock forward) instead of allocating a new state.
  */
 export function leakyBucketInPlace(
   state: BucketState,
