@@ -1,4 +1,5 @@
 import type { PoolEntry } from "@whisperchat/core";
+import { prng } from "@whisperchat/core/testing";
 
 /**
  * Deterministic workloads for the matching benchmark. Entry `i` of a workload is a pure
@@ -17,17 +18,8 @@ export const T0 = 1_750_000_000_000;
 export const NEWCOMER_T0 = T0 + 100_000_000;
 const NODE_ID = "node-bench01";
 
-/** A small, fast, seeded generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small, fast, seeded generator (mulberry32, the one the conformance kit uses). */
+export const rng = prng;
 
 function mix(seed: number, i: number): number {
   let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(i + 1, 0xc2b2ae35);

@@ -1,22 +1,11 @@
 import { haversineKm, type PoolEntry } from "@whisperchat/core";
+import { prng } from "@whisperchat/core/testing";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { createRedisStore, type RedisStore } from "@whisperchat/store-redis";
 import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { GEO_MAX_LAT, searchPlan } from "../src/pool.js";
 import { connect, deleteUnder, describeRedis, testPrefix } from "./redis.js";
-
-/** mulberry32: the same seed, the same inputs. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Points where Redis GEO is weakest: near and beyond ±85°, at the poles, on the antimeridian. */
 function hardPoints(rand: () => number): () => [number, number] {
