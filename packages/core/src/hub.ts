@@ -311,14 +311,23 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     return byState;
   }
 
+  /**
+   * What this node counted since it started (synchronous and cheap, for metrics collected on
+   * scrape): chat messages relayed, error answers by code, rate-limited actions by kind.
+   */
+  totals(): Pick<HubStats, "messages" | "errors" | "limited"> {
+    const { messages, errors, limited } = this.counters;
+    return { messages, errors: { ...errors }, limited: { ...limited } };
+  }
+
   /** Counts for an admin view. With `by`, the authorisation hook must allow `stats`. */
   async stats(caller: AdminCaller = {}): Promise<HubStats> {
     await this.requireAdmin(caller, "stats", {});
     const byState = this.localCounts();
     const rooms = new Set<string>();
     for (const s of this.sessions.values()) {
-      const snap = s.snapshot();
-      if (snap.state === "room" && snap.roomId !== undefined) rooms.add(snap.roomId);
+      const roomId = s.roomId();
+      if (roomId !== undefined) rooms.add(roomId);
     }
     return {
       nodeId: this.nodeId,

@@ -35,44 +35,60 @@ const SUBSTORES = [
 
 /**
  * Wraps a store so that every call of its sub-stores is timed and reported to the observer
- * returned by `observer()` (checked on each call: nothing is measured while it is `undefined`).
+ * returned by `observer()` (checked on each call: nothing is measured while it is `undefined`,
+ * and then a call costs one extra function call). Each sub-store becomes a plain object with the
+ * same methods (own or inherited), made once here; an optional sub-store the store lacks stays
+ * absent.
  */
 export function observedStore(store: Store, observer: () => StoreObserver | undefined): Store {
   const wrapped: Record<string, unknown> = {};
   for (const name of SUBSTORES) {
     const sub = store[name] as unknown as Record<string, unknown> | undefined;
-    if (sub === undefined) continue; // an optional sub-store the store does not have
-    const cache = new Map<PropertyKey, unknown>();
-    wrapped[name] = new Proxy(sub, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (typeof value !== "function") return value;
-        let fn = cache.get(prop);
-        if (fn === undefined) {
-          const op = `${name}.${String(prop)}`;
-          fn = (...args: unknown[]) => {
-            const observe = observer();
-            if (observe === undefined) return (value as (...a: unknown[]) => unknown).apply(target, args);
-            const start = performance.now();
-            const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-            if (!(result instanceof Promise)) return result;
-            return result.then(
-              (v) => {
-                observe(op, (performance.now() - start) / 1000, true);
-                return v;
-              },
-              (e) => {
-                observe(op, (performance.now() - start) / 1000, false);
-                throw e;
-              },
-            );
-          };
-          cache.set(prop, fn);
-        }
-        return fn;
-      },
-    });
+    if (sub === undefined) continue;
+    wrapped[name] = observedSubStore(name, sub, observer);
   }
   wrapped.close = () => store.close();
   return wrapped as unknown as Store;
+}
+
+/** Every method of `sub` (own or inherited), timed; other members are read through. */
+function observedSubStore(
+  name: string,
+  sub: Record<string, unknown>,
+  observer: () => StoreObserver | undefined,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const seen = new Set<string>();
+  for (let o: object | null = sub; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    for (const key of Object.getOwnPropertyNames(o)) {
+      if (key === "constructor" || seen.has(key)) continue;
+      seen.add(key);
+      const value = sub[key];
+      if (typeof value !== "function") {
+        Object.defineProperty(out, key, { get: () => sub[key], enumerable: true });
+        continue;
+      }
+      const op = `${name}.${key}`;
+      out[key] = (...args: unknown[]): unknown => {
+        // Looked up on each call: a method replaced on the store later (a test's fault) counts.
+        const fn = sub[key] as (...a: unknown[]) => unknown;
+        const observe = observer();
+        if (observe === undefined) return fn.apply(sub, args);
+        const start = performance.now();
+        const result = fn.apply(sub, args);
+        if (!(result instanceof Promise)) return result;
+        return result.then(
+          (v) => {
+            observe(op, (performance.now() - start) / 1000, true);
+            return v;
+          },
+          (e) => {
+            observe(op, (performance.now() - start) / 1000, false);
+            throw e;
+          },
+        );
+      };
+    }
+  }
+  return out;
 }

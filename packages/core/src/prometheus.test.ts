@@ -57,6 +57,40 @@ describe("prometheusMetrics", () => {
   });
 });
 
+describe("prometheusMetrics on the hot path", () => {
+  it("listens to no per-message event: messages, refusals and errors are read from the hub on scrape", async () => {
+    hub = createWhisper({ store: createMemoryStore() });
+    const metrics = prometheusMetrics(hub);
+    for (const event of ["message", "rateLimited", "requestError"] as const) {
+      expect(hub.listenerCount(event)).toBe(0);
+    }
+    const a = await connect(hub);
+    const b = await connect(hub);
+    a.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    b.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await until(() => b.frames.some((f) => f.type === "matched"));
+    for (let i = 0; i < 3; i++) a.link.receive({ type: "message", text: `m${i}` });
+    await until(() => b.frames.filter((f) => f.type === "message").length === 3);
+    expect(hub.totals().messages).toBe(3);
+    const first = await metrics.metrics();
+    expect(first).toMatch(/whisperchat_messages_total 3/);
+    // Scraping twice does not count twice.
+    expect(await metrics.metrics()).toMatch(/whisperchat_messages_total 3/);
+    metrics.close();
+  });
+
+  it("times a store method replaced after the hub was created (a test's fault still counts)", async () => {
+    const store = createMemoryStore();
+    hub = createWhisper({ store });
+    const seen: string[] = [];
+    hub.observeStore((operation, _seconds, ok) => seen.push(`${operation}:${ok}`));
+    store.pool.size = () => Promise.reject(new Error("down"));
+    await expect(hub.store.pool.size()).rejects.toThrow("down");
+    expect(seen).toContain("pool.size:false");
+    hub.observeStore(undefined);
+  });
+});
+
 describe("logger hook", () => {
   it("is silent by default and logs the hub's events to a pino-like logger when given", async () => {
     const lines: { level: string; msg: string | undefined; obj: Record<string, unknown> }[] = [];

@@ -72,23 +72,37 @@ export function prometheusMetrics(hub: WhisperHub, options: PrometheusOptions = 
     buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
     registers,
   });
-  const messages = new Counter({
+  // Messages, refusals and errors are counted by the hub anyway: read on scrape, they cost
+  // nothing per message (no event, no label hashing on the relay's hot path).
+  new Counter({
     name: `${p}messages_total`,
     help: "Chat messages relayed.",
     labelNames: baseNames,
     registers,
+    collect() {
+      this.reset();
+      this.inc(base, hub.totals().messages);
+    },
   });
-  const limited = new Counter({
+  new Counter({
     name: `${p}rate_limited_total`,
-    help: "Actions refused by a limiter, by kind (connect, message, churn).",
+    help: "Actions refused by a limiter, by kind (connect, message, churn, requests, auth).",
     labelNames: [...baseNames, "kind"],
     registers,
+    collect() {
+      this.reset();
+      for (const [kind, n] of Object.entries(hub.totals().limited)) this.inc({ ...base, kind }, n);
+    },
   });
-  const errors = new Counter({
+  new Counter({
     name: `${p}errors_total`,
     help: "Requests answered with an error frame, by code.",
     labelNames: [...baseNames, "code"],
     registers,
+    collect() {
+      this.reset();
+      for (const [code, n] of Object.entries(hub.totals().errors)) this.inc({ ...base, code }, n ?? 0);
+    },
   });
   const resumes = new Counter({
     name: `${p}resumes_total`,
@@ -115,20 +129,22 @@ export function prometheusMetrics(hub: WhisperHub, options: PrometheusOptions = 
     timeToMatch.observe(base, waitedMs[0] / 1000);
     timeToMatch.observe(base, waitedMs[1] / 1000);
   };
-  const onMessage = () => messages.inc(base);
-  const onLimited = ({ kind }: { kind: string }) => limited.inc({ ...base, kind });
-  const onError = ({ code }: { code: string }) => errors.inc({ ...base, code });
   const onResume = ({ ok }: { ok: boolean }) => resumes.inc({ ...base, result: ok ? "ok" : "failed" });
   const onRefused = ({ status }: { status: number }) => refused.inc({ ...base, status: String(status) });
   hub.on("matched", onMatched);
-  hub.on("message", onMessage);
-  hub.on("rateLimited", onLimited);
-  hub.on("requestError", onError);
   hub.on("resume", onResume);
   hub.on("refused", onRefused);
-  hub.observeStore((operation, seconds, ok) =>
-    storeLatency.observe({ ...base, operation, ok: ok ? "true" : "false" }, seconds),
-  );
+  // One child per (operation, outcome), made on first use: an observation hashes no labels.
+  const latencyOf = new Map<string, { observe(seconds: number): void }>();
+  hub.observeStore((operation, seconds, ok) => {
+    const key = ok ? operation : `${operation}\0`;
+    let child = latencyOf.get(key);
+    if (child === undefined) {
+      child = storeLatency.labels({ ...base, operation, ok: ok ? "true" : "false" });
+      latencyOf.set(key, child);
+    }
+    child.observe(seconds);
+  });
 
   const names = [
     "sessions",
@@ -148,9 +164,6 @@ export function prometheusMetrics(hub: WhisperHub, options: PrometheusOptions = 
     metrics: () => registry.metrics(),
     close() {
       hub.off("matched", onMatched);
-      hub.off("message", onMessage);
-      hub.off("rateLimited", onLimited);
-      hub.off("requestError", onError);
       hub.off("resume", onResume);
       hub.off("refused", onRefused);
       hub.observeStore(undefined);

@@ -136,6 +136,11 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
     return this.place.snapshot();
   }
 
+  /** The room this session is in, if any. */
+  roomId(): string | undefined {
+    return this.place.room()?.roomId;
+  }
+
   /** The partner this session is in a room with, if any. */
   currentPartner(): RoomMember | undefined {
     return this.place.room()?.partner;
