@@ -22,6 +22,7 @@ import {
   state,
   type TcpProxy,
   tcpProxy,
+  viewState,
 } from "./browser-kit.js";
 
 describe.skipIf(!hasChromium)("demo page through connection cuts", { timeout: 90_000 }, () => {
@@ -67,32 +68,31 @@ describe.skipIf(!hasChromium)("demo page through connection cuts", { timeout: 90
 
   const away = (page: Page) => page.getByTestId("partner-away").isVisible();
 
-  // Known to fail, in the server: the `partner_away` for Ben goes to Ana's dying connection and
-  // is lost, and nothing tells Ana again when she resumes (no page can know it without being
-  // told). The fix is for a session that is away to answer its partner's `partner_back` with
-  // `partner_away` (packages/core/src/session/session.ts); then make this an `it` again.
-  it.fails("both drop at once: the one back first is told at once that the other is still away", async () => {
+  /**
+   * Both networks die together and Ana comes back first, while Ben is still offline: Ana's page
+   * must say that Ben is away. `serverSeesFirst` is whose drop the server notices first: the
+   * other's connection looks open to it a moment longer, so what it writes there is lost.
+   */
+  async function bothDrop(serverSeesFirst: "Ana" | "Ben") {
     const d = await demo();
     const { ana, ben, anaNet, benNet } = await pairBehindProxies(d);
     await say(ana, "still there?");
     await expect.poll(async () => clean(await partnerLines(ben))).toEqual(["still there?"]);
 
-    // Both networks die together. The server sees Ben's connection close first; Ana's connection
-    // looks open to it a moment longer, so what it writes to Ana then ("Ben is away") is lost.
-    anaNet.offline({ serverNotices: false });
-    benNet.offline();
+    const [first, second] = serverSeesFirst === "Ana" ? [anaNet, benNet] : [benNet, anaNet];
+    second.offline({ serverNotices: false });
+    first.offline();
     await conn(ana, "reconnecting");
     await conn(ben, "reconnecting");
     await expect.poll(() => d.hub.localCounts().away).toBe(1);
-    anaNet.serverNotices();
+    second.serverNotices();
     await expect.poll(() => d.hub.localCounts().away).toBe(2);
 
-    // Ana comes back first: Ben is still offline, and Ana's page says so.
     anaNet.online();
     await conn(ana, "open");
     await expect.poll(() => away(ana), { timeout: 3000 }).toBe(true);
     expect(await ana.getByTestId("partner-away").textContent()).toMatch(/Ben's connection dropped/);
-    await shot(ana, "outage-partner-still-away-desktop");
+    await shot(ana, `outage-partner-still-away-${serverSeesFirst}-first-desktop`);
 
     // Ben comes back: the notice goes, and they chat on.
     benNet.online();
@@ -101,7 +101,17 @@ describe.skipIf(!hasChromium)("demo page through connection cuts", { timeout: 90
     expect(await away(ben)).toBe(false);
     await say(ben, "back too");
     await expect.poll(async () => clean(await partnerLines(ana))).toEqual(["back too"]);
-  });
+  }
+
+  it("both drop at once, the server notices Ana first: Ana, back first, is told Ben is still away", () =>
+    bothDrop("Ana"));
+
+  // Known to fail, in the server: the `partner_away` for Ben goes to Ana's dying connection and
+  // is lost, and nothing tells Ana again when she resumes (no page can know it without being
+  // told). The fix is for a session that is away to answer its partner's `partner_back` with
+  // `partner_away` (packages/core/src/session/session.ts); then make this an `it` again.
+  it.fails("both drop at once, the server notices Ben first: Ana, back first, is told Ben is still away", () =>
+    bothDrop("Ben"));
 
   it("offline for longer than the resume grace: the page says the chat ended because of it", async () => {
     const d = await demo({ WHISPER_RESUME_GRACE_MS: "1000" });
@@ -119,5 +129,28 @@ describe.skipIf(!hasChromium)("demo page through connection cuts", { timeout: 90
       .toMatch(/You were offline for too long, so your chat ended/);
     expect(await banner.textContent()).not.toMatch(/previous session had ended/);
     await shot(ana, "outage-grace-expired-desktop");
+  });
+
+  it("a tab reopened after the resume grace says so too: the chat, or the search, ended", async () => {
+    const d = await demo({ WHISPER_RESUME_GRACE_MS: "1000" });
+    const { ana, ben } = await pairBehindProxies(d);
+    const { page: cleo } = await pages.open(d.url, { viewport: PHONE });
+    await joinAsGuest(cleo, "Cleo", { lat: "-33.8688", lng: "151.2093" }); // nobody near her
+    await state(cleo, "waiting");
+    const url = ana.url();
+    // Both leave the page (the socket closes "going away": resumable), past the grace.
+    await ana.goto("about:blank");
+    await cleo.goto("about:blank");
+    await state(ben, "ended");
+    await expect.poll(() => d.hub.localCounts().away).toBe(0);
+    await ana.goto(url);
+    await cleo.goto(d.url);
+    await expect
+      .poll(() => ana.getByTestId("error").textContent())
+      .toMatch(/You were offline for too long, so your chat ended/);
+    await expect
+      .poll(() => cleo.getByTestId("error").textContent())
+      .toMatch(/You were offline for too long, so you stopped looking for a match/);
+    expect(await viewState(ana)).toBe("idle");
   });
 });
