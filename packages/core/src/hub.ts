@@ -10,7 +10,14 @@ import { Handover } from "./handover.js";
 import { randomId } from "./ids.js";
 import { Liveness } from "./liveness.js";
 import { Matchmaker } from "./matchmaking.js";
-import { type Logger, observedStore, type StoreObserver, silentLogger } from "./observe.js";
+import {
+  type Logger,
+  observedStore,
+  type StoreObservation,
+  type StoreObserver,
+  type StoreObserverOptions,
+  silentLogger,
+} from "./observe.js";
 import type { ClientLimits } from "./protocol.js";
 import { Router } from "./router.js";
 import type { SessionHost } from "./session/host.js";
@@ -94,7 +101,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   private closing = false;
   /** Clean-ups of ended sessions still talking to the store (awaited by `close`). */
   private readonly settling = new Set<Promise<unknown>>();
-  private storeObserver: StoreObserver | undefined;
+  private storeObserver: StoreObservation | undefined;
   /** The logger given in the options (silent by default). */
   readonly logger: Logger;
 
@@ -189,9 +196,15 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     return this.settings.limits;
   }
 
-  /** Times every store call from now on (one observer at a time; `undefined` stops it). */
-  observeStore(observer: StoreObserver | undefined): void {
-    this.storeObserver = observer;
+  /**
+   * Times store calls from now on (one observer at a time; `undefined` stops it): every call, or
+   * one in `sampleEvery` per operation.
+   */
+  observeStore(observer: StoreObserver | undefined, options: StoreObserverOptions = {}): void {
+    const sampleEvery = options.sampleEvery ?? 1;
+    if (!Number.isInteger(sampleEvery) || sampleEvery < 1)
+      throw new RangeError(`observeStore: sampleEvery must be a positive integer, got ${sampleEvery}`);
+    this.storeObserver = observer === undefined ? undefined : { observe: observer, sampleEvery };
   }
 
   /** Logs the hub's events to the logger: debug for the flow, info/warn/error for the rest. */

@@ -26,7 +26,7 @@ export type { BucketState } from "./limiter.js";
 export { assertBucketRule, drainMs, leakyBucket, leakyBucketInPlace } from "./limiter.js";
 export type { Claimed, MatchFilter } from "./matcher.js";
 export { searchAndClaim } from "./matcher.js";
-export type { Logger, StoreObserver } from "./observe.js";
+export type { Logger, StoreObservation, StoreObserver, StoreObserverOptions } from "./observe.js";
 export { observedStore, silentLogger } from "./observe.js";
 export type { LocationGrid, ObfuscatedJoin } from "./privacy.js";
 export { locationGrid } from "./privacy.js";

@@ -16,8 +16,24 @@ const noop = (): void => undefined;
 /** The default logger: says nothing. */
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
 
-/** Receives the duration of every store call, e.g. `("pool.candidates", 0.0004)`. */
+/** Receives the duration of a store call, e.g. `("pool.candidates", 0.0004, true)`. */
 export type StoreObserver = (operation: string, seconds: number, ok: boolean) => void;
+
+/** Options of `hub.observeStore`. */
+export interface StoreObserverOptions {
+  /**
+   * Time one call in this many, per operation (the first call of each is always timed): timing
+   * costs a clock read and a promise reaction per call, which a store on the relay's hot path
+   * feels. `1` times every call. @default 1
+   */
+  sampleEvery?: number;
+}
+
+/** An observer with its sampling, as {@link observedStore} reads it. */
+export interface StoreObservation {
+  observe: StoreObserver;
+  sampleEvery: number;
+}
 
 const SUBSTORES = [
   "pool",
@@ -34,13 +50,13 @@ const SUBSTORES = [
 ] as const;
 
 /**
- * Wraps a store so that every call of its sub-stores is timed and reported to the observer
+ * Wraps a store so that the calls of its sub-stores are timed and reported to the observer
  * returned by `observer()` (checked on each call: nothing is measured while it is `undefined`,
- * and then a call costs one extra function call). Each sub-store becomes a plain object with the
+ * and then a call costs one extra function call), one call in `sampleEvery` per operation. Each sub-store becomes a plain object with the
  * same methods (own or inherited), made once here; an optional sub-store the store lacks stays
  * absent.
  */
-export function observedStore(store: Store, observer: () => StoreObserver | undefined): Store {
+export function observedStore(store: Store, observer: () => StoreObservation | undefined): Store {
   const wrapped: Record<string, unknown> = {};
   for (const name of SUBSTORES) {
     const sub = store[name] as unknown as Record<string, unknown> | undefined;
@@ -55,7 +71,7 @@ export function observedStore(store: Store, observer: () => StoreObserver | unde
 function observedSubStore(
   name: string,
   sub: Record<string, unknown>,
-  observer: () => StoreObserver | undefined,
+  observer: () => StoreObservation | undefined,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const seen = new Set<string>();
@@ -69,11 +85,13 @@ function observedSubStore(
         continue;
       }
       const op = `${name}.${key}`;
+      let calls = 0;
       out[key] = (...args: unknown[]): unknown => {
         // Looked up on each call: a method replaced on the store later (a test's fault) counts.
         const fn = sub[key] as (...a: unknown[]) => unknown;
-        const observe = observer();
-        if (observe === undefined) return fn.apply(sub, args);
+        const observation = observer();
+        if (observation === undefined || calls++ % observation.sampleEvery !== 0) return fn.apply(sub, args);
+        const observe = observation.observe;
         const start = performance.now();
         const result = fn.apply(sub, args);
         if (!(result instanceof Promise)) return result;

@@ -79,6 +79,18 @@ describe("prometheusMetrics on the hot path", () => {
     metrics.close();
   });
 
+  it("times one store call in sampleEvery per operation, the first one always", async () => {
+    hub = createWhisper({ store: createMemoryStore() });
+    const seen: string[] = [];
+    hub.observeStore((operation) => seen.push(operation), { sampleEvery: 4 });
+    for (let i = 0; i < 8; i++) await hub.store.pool.size();
+    await hub.store.rooms.get("nope");
+    expect(seen.filter((op) => op === "pool.size")).toHaveLength(2);
+    expect(seen).toContain("rooms.get");
+    expect(() => hub?.observeStore(() => undefined, { sampleEvery: 0 })).toThrow(RangeError);
+    hub.observeStore(undefined);
+  });
+
   it("times a store method replaced after the hub was created (a test's fault still counts)", async () => {
     const store = createMemoryStore();
     hub = createWhisper({ store });
