@@ -11,6 +11,12 @@
  * - server CPU time per relayed message.
  *
  *   node --conditions=@whisperchat/source --import tsx --expose-gc bench/relay.ts [--quick] [--profile] [--source]
+ *     [--baseline <checkout>]
+ *
+ * Besides the bare hub, WhisperChat is measured as operators run it: with `prometheusMetrics`
+ * attached, and in the demo's configuration (see `lib/relay-server.ts`). `--baseline` also runs
+ * the bare hub of another checkout of this repository (e.g. the previous commit, with its
+ * `node_modules`), in the same run, for a before/after comparison of a change.
  *
  * The server and load processes run bundled JavaScript (see `lib/bundle.ts`); `--source` runs
  * them from the TypeScript sources through tsx instead.
@@ -19,7 +25,7 @@
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bundle } from "./lib/bundle.js";
 import { NODE_ARGS, spawnWorker, type Worker } from "./lib/ipc.js";
@@ -44,12 +50,30 @@ const PINGPONG_MS = quick ? 500 : 2000;
 const IDLE_SESSIONS = quick ? 1000 : 5000;
 /** Each measurement is taken this many times, the servers taking turns; the best round counts. */
 const ROUNDS = quick ? 1 : 3;
-const KINDS: ServerKind[] = ["whisper", "ws", "socketio"];
-const NAMES: Record<ServerKind, string> = {
+const baselineAt = process.argv.indexOf("--baseline");
+const baselineDir = baselineAt < 0 ? undefined : process.argv[baselineAt + 1];
+if (baselineAt >= 0 && (baselineDir === undefined || baselineDir.startsWith("--")))
+  throw new Error("--baseline needs the path of another checkout of this repository");
+/** The servers measured; `whisper-base` is the bare hub of the `--baseline` checkout. */
+type Kind = ServerKind | "whisper-base";
+const KINDS: Kind[] = [
+  "whisper",
+  "whisper-metrics",
+  "whisper-demo",
+  "ws",
+  "socketio",
+  ...(baselineDir === undefined ? [] : (["whisper-base"] as const)),
+];
+const NAMES: Record<Kind, string> = {
   whisper: "WhisperChat (adapter-ws)",
+  "whisper-metrics": "WhisperChat with prometheusMetrics",
+  "whisper-demo": "WhisperChat in the demo's configuration",
   ws: "bare ws",
   socketio: "bare Socket.IO",
+  "whisper-base": "WhisperChat of the baseline checkout",
 };
+/** What the load connects as: the baseline checkout speaks WhisperChat. */
+const loadKind = (kind: Kind): ServerKind => (kind === "whisper-base" ? "whisper" : kind);
 
 interface Window {
   received: number;
@@ -76,26 +100,27 @@ interface Memory {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (line: string) => process.stderr.write(`[relay] ${line}\n`);
 
-async function startServer(kind: ServerKind, profiled = true): Promise<{ server: Worker; port: number }> {
+async function startServer(kind: Kind, profiled = true): Promise<{ server: Worker; port: number }> {
   const execArgv: string[] = [];
   if (profile && profiled && kind === "whisper") {
     mkdirSync(PROFILE_DIR, { recursive: true });
     execArgv.push("--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`);
   }
-  const server = await spawnWorker(code.server, execArgv, undefined, code.nodeArgs);
-  const { port } = await server.call<{ port: number }>("start", { kind });
+  const entry = kind === "whisper-base" ? (code.baseline as string) : code.server;
+  const server = await spawnWorker(entry, execArgv, undefined, code.nodeArgs);
+  const { port } = await server.call<{ port: number }>("start", { kind: loadKind(kind) });
   return { server, port };
 }
 
 async function measureLoad(
   load: Worker,
   server: Worker,
-  kind: ServerKind,
+  kind: Kind,
   port: number,
   pairs: number,
   warmupMs = WARMUP_MS,
 ) {
-  await load.call("connectPairs", { kind, port, pairs });
+  await load.call("connectPairs", { kind: loadKind(kind), port, pairs });
   await load.call("start", { window: WINDOW });
   await sleep(warmupMs);
   const cpu0 = await server.call<number>("cpu");
@@ -108,8 +133,8 @@ async function measureLoad(
   return { ...w, cpuUsPerMsg: serverCpuUs / w.received, serverCpu: serverCpuUs / 1000 / w.elapsedMs } as Load;
 }
 
-async function measurePingPong(load: Worker, kind: ServerKind, port: number): Promise<Window> {
-  await load.call("connectPairs", { kind, port, pairs: 1 });
+async function measurePingPong(load: Worker, kind: Kind, port: number): Promise<Window> {
+  await load.call("connectPairs", { kind: loadKind(kind), port, pairs: 1 });
   await load.call("pingPong");
   await sleep(Math.min(500, PINGPONG_MS / 3));
   await load.call("mark");
@@ -121,16 +146,16 @@ async function measurePingPong(load: Worker, kind: ServerKind, port: number): Pr
 
 async function measureMemory(
   load: Worker,
-  kind: ServerKind,
+  kind: Kind,
   { server, port }: { server: Worker; port: number },
 ): Promise<Memory> {
   try {
     // Warm the code paths once so that compiled code is not counted per session.
-    await load.call("connectIdle", { kind, port, count: 20 });
+    await load.call("connectIdle", { kind: loadKind(kind), port, count: 20 });
     await load.call("closeAll");
     await sleep(200);
     const before = await server.call<NodeJS.MemoryUsage>("mem");
-    await load.call("connectIdle", { kind, port, count: IDLE_SESSIONS });
+    await load.call("connectIdle", { kind: loadKind(kind), port, count: IDLE_SESSIONS });
     await sleep(300);
     const after = await server.call<NodeJS.MemoryUsage>("mem");
     await load.call("closeAll");
@@ -149,17 +174,20 @@ const t0 = performance.now();
 // The server and load processes run bundled JavaScript (WhisperChat as it ships), or with
 // `--source` the TypeScript sources through tsx.
 const fromSource = process.argv.includes("--source");
-const code = fromSource
+const code: { server: string; load: string; baseline?: string; nodeArgs: string[] } = fromSource
   ? { server: SERVER, load: LOAD, nodeArgs: NODE_ARGS }
   : { ...(await bundleBoth()), nodeArgs: ["--expose-gc"] };
+// The baseline checkout's server is always bundled from its own sources.
+if (baselineDir !== undefined)
+  code.baseline = await bundle(join(resolve(baselineDir), "bench", "lib", "relay-server.ts"), "baseline");
 async function bundleBoth(): Promise<{ server: string; load: string }> {
   const [server, load] = await Promise.all([bundle(SERVER), bundle(LOAD)]);
   return { server, load };
 }
 const load = await spawnWorker(code.load, [], undefined, code.nodeArgs);
 const loads = new Map<string, Load>();
-const pings = new Map<ServerKind, Window>();
-const memory = new Map<ServerKind, Memory>();
+const pings = new Map<Kind, Window>();
+const memory = new Map<Kind, Memory>();
 const notes: string[] = [];
 try {
   // Throughput and latency: one server of each kind, taking turns so that a disturbance on the
@@ -210,7 +238,8 @@ try {
 } finally {
   await load.exit();
   // A profile refers to the bundle: keep it then, for `lib/profile-top.ts`.
-  if (!fromSource && !profile) for (const f of [code.server, code.load]) rmSync(f, { force: true });
+  if (!fromSource && !profile)
+    for (const f of [code.server, code.load, code.baseline]) if (f !== undefined) rmSync(f, { force: true });
 }
 log(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -260,6 +289,76 @@ for (const pairs of PAIRS) {
         higherIsBetter: false,
       }),
     );
+  }
+}
+for (const pairs of PAIRS) {
+  const bare = loads.get(`whisper:${pairs}`)!;
+  const metrics = loads.get(`whisper-metrics:${pairs}`)!;
+  const demo = loads.get(`whisper-demo:${pairs}`)!;
+  const suffix = `${pairs} pair${pairs === 1 ? "" : "s"}`;
+  rows.push(
+    row({
+      group: `relay ${suffix}, metrics on`,
+      metric: "server CPU per message vs the bare hub",
+      unit: "µs",
+      ours: metrics.cpuUsPerMsg,
+      baseline: bare.cpuUsPerMsg,
+      baselineName: NAMES.whisper,
+      higherIsBetter: false,
+      target: { ratio: 1.05, op: "<=" },
+    }),
+    row({
+      group: `relay ${suffix}, metrics on`,
+      metric: "msg/s vs the bare hub",
+      unit: "msg/s",
+      ours: metrics.perSec,
+      baseline: bare.perSec,
+      baselineName: NAMES.whisper,
+      higherIsBetter: true,
+    }),
+  );
+  for (const base of ["ws", "socketio"] as const) {
+    const b = loads.get(`${base}:${pairs}`)!;
+    rows.push(
+      row({
+        group: `relay ${suffix}, the demo's configuration`,
+        metric: `msg/s vs ${NAMES[base]}`,
+        unit: "msg/s",
+        ours: demo.perSec,
+        baseline: b.perSec,
+        baselineName: NAMES[base],
+        higherIsBetter: true,
+        target: base === "ws" ? { ratio: 0.8, op: ">=" } : { ratio: 1.0, op: ">=" },
+      }),
+      row({
+        group: `relay ${suffix}, the demo's configuration`,
+        metric: `server CPU per message vs ${NAMES[base]}`,
+        unit: "µs",
+        ours: demo.cpuUsPerMsg,
+        baseline: b.cpuUsPerMsg,
+        baselineName: NAMES[base],
+        higherIsBetter: false,
+      }),
+    );
+  }
+  const before = loads.get(`whisper-base:${pairs}`);
+  if (before !== undefined) {
+    for (const [metric, unit, ours, base, higherIsBetter] of [
+      ["msg/s vs the baseline checkout", "msg/s", bare.perSec, before.perSec, true],
+      ["server CPU per message vs the baseline checkout", "µs", bare.cpuUsPerMsg, before.cpuUsPerMsg, false],
+    ] as const) {
+      rows.push(
+        row({
+          group: `relay ${suffix}, before and after`,
+          metric,
+          unit,
+          ours,
+          baseline: base,
+          baselineName: NAMES["whisper-base"],
+          higherIsBetter,
+        }),
+      );
+    }
   }
 }
 for (const base of ["ws", "socketio"] as const) {
@@ -317,6 +416,23 @@ for (const base of ["ws", "socketio"] as const) {
   );
 }
 
+{
+  const demo = memory.get("whisper-demo")!;
+  const b = memory.get("ws")!;
+  rows.push(
+    row({
+      group: `idle memory (${fmt(IDLE_SESSIONS)} sessions)`,
+      metric: `RSS per session, the demo's configuration, vs ${NAMES.ws}`,
+      unit: "bytes",
+      ours: demo.rssPerSession,
+      baseline: b.rssPerSession,
+      baselineName: NAMES.ws,
+      higherIsBetter: false,
+      target: { ratio: 1.5, op: "<=" },
+    }),
+  );
+}
+
 const loadCpuMax = Math.max(...[...loads.values()].map((l) => l.loadCpu));
 notes.push(
   `Server and load generator are separate processes on loopback (${PAIRS.join(", ")} pairs; ${PAYLOAD_BYTES}-byte texts; ` +
@@ -327,6 +443,12 @@ notes.push(
     : "Server and load ran as JavaScript bundled with esbuild (the compiler of the packages' builds), from the sources of this tree.",
   "WhisperChat runs on the memory store with its message, churn and connection limits raised out of the way; " +
     "its clients also receive an `ack` per message sent, which the bare relays do not send.",
+  "Metrics on: `prometheusMetrics(hub)` attached. The demo's configuration: metrics, the JWT authentication hook (clients are guests, the demo's default), the role policy, and both adapter-ws and adapter-socketio mounted on the server, as `npm start` runs it (the load uses the WebSocket endpoint).",
+  ...(baselineDir === undefined
+    ? []
+    : [
+        "Before and after: the bare hub of this tree against the bare hub of the baseline checkout, bundled from its own sources, the servers taking turns in the same run.",
+      ]),
   `Unloaded latency: one pair, one message in flight (ping-pong), ${PINGPONG_MS} ms window. Latency is send → partner receipt, both ends in the load process.`,
   `Idle memory: server process RSS and JS heap + external after a full GC, before and after ${fmt(IDLE_SESSIONS)} idle connections (WhisperChat: welcomed, not joined), divided by the count.`,
   `Busiest load-generator process: ${(loadCpuMax * 100).toFixed(0)}% of a core (near 100% means the load, not the server, set the pace).`,

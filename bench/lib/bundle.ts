@@ -22,10 +22,14 @@ export function howRun(fromSource: boolean, processes: string): string {
     : `${processes} ran as JavaScript bundled with esbuild, from the sources of this tree.`;
 }
 
-/** Bundles `entry` and resolves the path of the JavaScript file to run with plain `node`. */
-export async function bundle(entry: string): Promise<string> {
+/**
+ * Bundles `entry` and resolves the path of the JavaScript file to run with plain `node`; `tag`
+ * tells two bundles of the same file name apart (e.g. another checkout's).
+ */
+export async function bundle(entry: string, tag = ""): Promise<string> {
   mkdirSync(OUT_DIR, { recursive: true });
-  const outfile = join(OUT_DIR, `${basename(entry).replace(/\.ts$/, "")}-${process.pid}.mjs`);
+  const name = `${basename(entry).replace(/\.ts$/, "")}${tag === "" ? "" : `-${tag}`}`;
+  const outfile = join(OUT_DIR, `${name}-${process.pid}.mjs`);
   await build({
     entryPoints: [entry],
     outfile,

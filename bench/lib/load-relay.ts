@@ -53,14 +53,15 @@ async function bareConnect(
 }
 
 async function connectPair(kind: ServerKind, port: number, i: number): Promise<[Client, Client]> {
-  if (kind === "whisper") return whisperPair([port, port], i);
-  return Promise.all([bareConnect(kind, port, i, 0), bareConnect(kind, port, i, 1)]);
+  if (kind === "ws" || kind === "socketio")
+    return Promise.all([bareConnect(kind, port, i, 0), bareConnect(kind, port, i, 1)]);
+  return whisperPair([port, port], i);
 }
 
 /** One idle connection: connected and, for WhisperChat, welcomed (not joined). */
 async function connectIdle(kind: ServerKind, port: number, i: number): Promise<Client> {
-  if (kind === "whisper") return WhisperClient.connect(port);
-  return bareConnect(kind, port, i, 0);
+  if (kind === "ws" || kind === "socketio") return bareConnect(kind, port, i, 0);
+  return WhisperClient.connect(port);
 }
 
 const load = new WindowedLoad();

@@ -9,20 +9,28 @@
  * The three servers relay a message from a client to its partner:
  * - `whisper`: WhisperChat (memory store) through `@whisperchat/adapter-ws`, limits raised out of
  *   the way; clients pair by joining nearby points;
+ * - `whisper-metrics`: the same with `prometheusMetrics(hub)` attached;
+ * - `whisper-demo`: the configuration `npm start` runs (examples/demo): metrics, the JWT
+ *   authentication hook (clients connect as guests, the demo's default), the role policy, and
+ *   both transports mounted on the server; the same limits raised out of the way;
  * - `ws`: a bare `ws` server; each client names its pair and side in the URL and every message
  *   is forwarded unchanged to the other side;
  * - `socketio`: a bare Socket.IO server with the same pairing; `m` events are re-emitted to the
  *   partner.
  */
+import { randomBytes } from "node:crypto";
 import { createServer, type Server as HttpServer } from "node:http";
 import { writeHeapSnapshot } from "node:v8";
+import { attachSocketIo } from "@whisperchat/adapter-socketio";
 import { attachWebSocket } from "@whisperchat/adapter-ws";
-import { createWhisper, type WhisperHub } from "@whisperchat/core";
+import { createWhisper, rolePolicy, type WhisperHub } from "@whisperchat/core";
+import { createJwtAuth } from "@whisperchat/core/jwt";
+import { prometheusMetrics } from "@whisperchat/core/prometheus";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { Server as IoServer, type Socket } from "socket.io";
 import { type WebSocket, WebSocketServer } from "ws";
 import { cpuMicros, fullGc, listenLoopback, serve } from "./ipc.js";
-import type { ServerKind } from "./relay-config.js";
+import { isWhisper, type ServerKind } from "./relay-config.js";
 
 /** Out of the way: the relay, not the limiter, is measured. */
 const UNLIMITED = { capacity: 1e9, ratePerSec: 1e9 };
@@ -35,9 +43,14 @@ function pairOf(url: string | undefined): { pair: number; side: 0 | 1 } {
   return { pair: Number(q.get("pair")), side: q.get("side") === "1" ? 1 : 0 };
 }
 
-function startWhisper(server: HttpServer): void {
+function startWhisper(server: HttpServer, kind: ServerKind): void {
+  const demo = kind === "whisper-demo";
+  const jwt = demo ? createJwtAuth({ secret: randomBytes(32).toString("base64url") }) : undefined;
   hub = createWhisper({
     store: createMemoryStore(),
+    ...(jwt === undefined
+      ? {}
+      : { authenticate: jwt.authenticate, reauthenticate: jwt.reauthenticate, authorize: rolePolicy({}) }),
     messageRate: UNLIMITED,
     userMessageRate: UNLIMITED,
     churnRate: UNLIMITED,
@@ -48,6 +61,8 @@ function startWhisper(server: HttpServer): void {
     connectRate: UNLIMITED,
   });
   attachWebSocket(hub, { server });
+  if (kind !== "whisper") prometheusMetrics(hub);
+  if (demo) attachSocketIo(hub, { server });
 }
 
 function startWs(server: HttpServer): void {
@@ -108,7 +123,7 @@ serve({
     });
     // Thousands of connections arrive at once in the memory measurement.
     server.maxConnections = 100_000;
-    if (kind === "whisper") startWhisper(server);
+    if (isWhisper(kind)) startWhisper(server, kind);
     else if (kind === "ws") startWs(server);
     else startSocketIo(server);
     const port = await listenLoopback(server);
