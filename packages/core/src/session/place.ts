@@ -321,6 +321,12 @@ export class PlaceMachine {
         this.place = { ...room, partner: message.partner };
         this.owner.persist();
       }
+      const current = this.room();
+      if (!replaying && !this.owner.isLive() && current !== undefined) {
+        // Back while this session is away: the `partner_away` it was sent may have been lost
+        // with its connection (both dropped at once), so it is told again.
+        this.owner.run(this.tellPartner(current, { type: "partner_away", roomId: current.roomId }));
+      }
     } else if (frame.type === "typing" && !this.owner.isLive()) {
       return false; // not worth keeping
     }

@@ -1,0 +1,86 @@
+// Resumes of sessions whose connections died without the server noticing at once, with
+// in-process connections (a fake is enough here: what is tested is the session's logic).
+import { createMemoryStore } from "@whisperchat/store-memory";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Connection, ServerFrame, SessionLink, WhisperHub } from "../src/index.js";
+import { createWhisper } from "../src/index.js";
+
+let hub: WhisperHub | undefined;
+afterEach(async () => {
+  await hub?.close();
+  hub = undefined;
+});
+
+/** A connection whose frames can be lost, as on a network that died before the server knew. */
+interface Client {
+  link: SessionLink;
+  frames: ServerFrame[];
+  /** From now on, frames written to this connection never arrive. */
+  cut(): void;
+  token(): string;
+}
+
+async function connect(h: WhisperHub, resume?: string): Promise<Client> {
+  const frames: ServerFrame[] = [];
+  let dead = false;
+  const conn: Connection = {
+    send: (f) => {
+      if (!dead) frames.push(f);
+    },
+    close: () => undefined,
+    bufferedAmount: 0,
+  };
+  const params: Record<string, string> = resume === undefined ? {} : { resume };
+  const admission = await h.admit({ transport: "test", headers: {}, params, remoteAddress: "10.0.0.1" });
+  const link = h.open(admission, conn);
+  return {
+    link,
+    frames,
+    cut: () => {
+      dead = true;
+    },
+    token: () => {
+      const welcome = frames.find((f) => f.type === "welcome");
+      if (welcome?.type !== "welcome") throw new Error("no welcome");
+      return welcome.resumeToken;
+    },
+  };
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!check()) throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("both partners drop at once", () => {
+  it("the one back first is told the other is away, though the first notice died with its connection", async () => {
+    hub = createWhisper({ store: createMemoryStore(), resumeGraceMs: 5000, locationPrecisionKm: 0 });
+    const ana = await connect(hub);
+    const ben = await connect(hub);
+    ana.link.receive({ type: "join", location: { lat: 48.85, lng: 2.35 }, rangeKm: 5 });
+    ben.link.receive({ type: "join", location: { lat: 48.86, lng: 2.36 }, rangeKm: 5 });
+    await until(() => ana.frames.some((f) => f.type === "matched"), "matched");
+    // Both networks die; the server notices Ben's first, so Ben's partner_away is written to
+    // Ana's connection, which is already dead.
+    ana.cut();
+    ben.cut();
+    ben.link.closed(1006);
+    await until(() => hub?.localCounts().away === 1, "Ben away");
+    ana.link.closed(1006);
+    await until(() => hub?.localCounts().away === 2, "Ana away");
+    expect(ana.frames.some((f) => f.type === "partner_away")).toBe(false);
+
+    const anaBack = await connect(hub, ana.token());
+    await until(() => anaBack.frames.some((f) => f.type === "partner_away"), "partner_away for Ana");
+    const welcome = anaBack.frames[0];
+    expect(welcome?.type === "welcome" && welcome.resumed).toBe(true);
+
+    // Ben comes back: both know the other is here.
+    const benBack = await connect(hub, ben.token());
+    await until(() => anaBack.frames.some((f) => f.type === "partner_back"), "partner_back for Ana");
+    await until(() => benBack.frames.some((f) => f.type === "partner_back"), "partner_back for Ben");
+    // Ben replays what he missed in order: Ana went away, then came back.
+    const benSaw = benBack.frames.filter((f) => f.type === "partner_away" || f.type === "partner_back");
+    expect(benSaw.map((f) => f.type)).toEqual(["partner_away", "partner_back"]);
+  });
+});
