@@ -106,11 +106,9 @@ describe.skipIf(!hasChromium)("demo page through connection cuts", { timeout: 90
   it("both drop at once, the server notices Ana first: Ana, back first, is told Ben is still away", () =>
     bothDrop("Ana"));
 
-  // Known to fail, in the server: the `partner_away` for Ben goes to Ana's dying connection and
-  // is lost, and nothing tells Ana again when she resumes (no page can know it without being
-  // told). The fix is for a session that is away to answer its partner's `partner_back` with
-  // `partner_away` (packages/core/src/session/session.ts); then make this an `it` again.
-  it.fails("both drop at once, the server notices Ben first: Ana, back first, is told Ben is still away", () =>
+  // The `partner_away` for Ben goes to Ana's dying connection and is lost; Ben's session, away,
+  // answers Ana's `partner_back` with `partner_away` again (packages/core/src/session/place.ts).
+  it("both drop at once, the server notices Ben first: Ana, back first, is told Ben is still away", () =>
     bothDrop("Ben"));
 
   it("offline for longer than the resume grace: the page says the chat ended because of it", async () => {
