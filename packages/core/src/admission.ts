@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { EventEmitter } from "eventemitter3";
+import type { Timer } from "./clock.js";
 import type { Admission, Handshake, Identity, Refusal, ResumeTicket } from "./connection.js";
 import type { Counters } from "./counters.js";
 import { WhisperError } from "./errors.js";
@@ -38,7 +39,7 @@ interface Ticket {
   fromNode?: string;
   /** The client's message cursor (handshake parameter `last`). */
   lastSeen?: string;
-  timer: NodeJS.Timeout;
+  timer: Timer;
 }
 
 /**
@@ -121,7 +122,7 @@ export class Admissions {
     const entry = this.tickets.get(ticket);
     if (entry === undefined) return undefined;
     this.tickets.delete(ticket);
-    clearTimeout(entry.timer);
+    entry.timer.cancel();
     if (entry.session.isClosed()) return undefined;
     const redeemed: Redeemed = { session: entry.session, token: entry.token };
     if (entry.fromNode !== undefined) redeemed.fromNode = entry.fromNode;
@@ -131,7 +132,7 @@ export class Admissions {
 
   /** The hub closes: pending resumes are dropped. */
   clear(): void {
-    for (const ticket of this.tickets.values()) clearTimeout(ticket.timer);
+    for (const ticket of this.tickets.values()) ticket.timer.cancel();
     this.tickets.clear();
   }
 
@@ -324,8 +325,7 @@ export class Admissions {
 
   private issueTicket(entry: Omit<Ticket, "timer">, lastSeen: string | undefined): ResumeTicket {
     const ticket: ResumeTicket = { sessionId: entry.session.id };
-    const timer = setTimeout(() => this.giveBack(ticket), TICKET_TTL_MS);
-    timer.unref();
+    const timer = this.settings.clock.after(TICKET_TTL_MS, () => this.giveBack(ticket));
     this.tickets.set(ticket, lastSeen === undefined ? { ...entry, timer } : { ...entry, timer, lastSeen });
     return ticket;
   }
@@ -346,7 +346,7 @@ export class Admissions {
     const entry = this.tickets.get(ticket);
     if (entry === undefined) return;
     this.tickets.delete(ticket);
-    clearTimeout(entry.timer);
+    entry.timer.cancel();
     const { session } = entry;
     if (session.isClosed()) return;
     const freshHash = hashToken(entry.token);

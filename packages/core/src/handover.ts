@@ -34,13 +34,12 @@ export class Handover {
   request(sessionId: string, oldNode: string): Promise<SessionSnapshot | null> {
     if (oldNode === this.nodeId) return Promise.resolve(null);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.settings.clock.after(RELEASE_TIMEOUT_MS, () => {
         this.waiting.delete(sessionId);
         resolve(null);
-      }, RELEASE_TIMEOUT_MS);
-      timer.unref();
+      });
       this.waiting.set(sessionId, (snapshot) => {
-        clearTimeout(timer);
+        timer.cancel();
         this.waiting.delete(sessionId);
         resolve(snapshot);
       });

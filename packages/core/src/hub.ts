@@ -1,6 +1,7 @@
 import { EventEmitter } from "eventemitter3";
 import { clientAddress, proxyMatcher } from "./address.js";
 import { Admissions, allowed, hashToken } from "./admission.js";
+import type { Timer } from "./clock.js";
 import type { Admission, Connection, Handshake, Identity, Refusal, SessionLink } from "./connection.js";
 import { Counters } from "./counters.js";
 import type { ErrorCode } from "./errors.js";
@@ -97,7 +98,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   private subscribed = false;
   private subscribing = false;
   private ready: Promise<void>;
-  private readonly heartbeat: NodeJS.Timeout;
+  private heartbeat: Timer | undefined;
   private closing = false;
   /** Clean-ups of ended sessions still talking to the store (awaited by `close`). */
   private readonly settling = new Set<Promise<unknown>>();
@@ -132,10 +133,9 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       this,
       this.nodeId,
       (sessionId, deadNode) => {
-        const timer = setTimeout(() => {
+        this.settings.clock.after(this.settings.limits.resumeGraceMs, () => {
           endOrphan(sessionId, deadNode).catch((error) => this.emit("error", { error, sessionId }));
-        }, this.settings.limits.resumeGraceMs);
-        timer.unref();
+        });
       },
     );
     this.host = {
@@ -184,10 +184,13 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     });
     this.ready = this.subscribe();
     this.wireLogging();
-    this.heartbeat = setInterval(() => {
-      this.tick().catch((error) => this.emit("error", { error, sessionId: undefined }));
-    }, this.settings.nodeHeartbeatMs);
-    this.heartbeat.unref();
+    this.beatEvery();
+  }
+
+  /** Runs `tick` now and every `nodeHeartbeatMs` until the hub closes. */
+  private beatEvery(): void {
+    if (this.closing) return;
+    this.heartbeat = this.settings.clock.after(this.settings.nodeHeartbeatMs, () => this.beatEvery());
     this.tick().catch((error) => this.emit("error", { error, sessionId: undefined }));
   }
 
@@ -391,7 +394,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   async close(options: HubCloseOptions = {}): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    clearInterval(this.heartbeat);
+    this.heartbeat?.cancel();
     this.admissions.clear();
     const code = options.code ?? CloseCode.GoingAway;
     const reason =
@@ -419,7 +422,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
    */
   async halt(): Promise<void> {
     this.closing = true;
-    clearInterval(this.heartbeat);
+    this.heartbeat?.cancel();
     for (const s of this.sessions.values()) s.halt();
     this.sessions.clear();
     await this.ready.catch(() => undefined);

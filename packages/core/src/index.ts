@@ -3,6 +3,8 @@ export { clientAddress, normalizeAddress, proxyMatcher } from "./address.js";
 export { hashToken } from "./admission.js";
 export type { AdminAction, ClientAction, RolePolicyOptions, RoleRule } from "./auth/policy.js";
 export { ADMIN_ACTIONS, CLIENT_ACTIONS, isAdminAction, isClientAction, rolePolicy } from "./auth/policy.js";
+export type { Clock, Timer } from "./clock.js";
+export { systemClock } from "./clock.js";
 export type {
   Admission,
   Admitted,

@@ -64,8 +64,7 @@ export class Router {
   /** A session left for `nodeId`: frames still addressed here follow it for `ttlMs`. */
   forward(sessionId: string, nodeId: string, ttlMs: number): void {
     this.moved.set(sessionId, nodeId);
-    const timer = setTimeout(() => this.moved.delete(sessionId), ttlMs);
-    timer.unref();
+    this.settings.clock.after(ttlMs, () => this.moved.delete(sessionId));
   }
 
   /**

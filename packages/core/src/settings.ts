@@ -1,4 +1,5 @@
 import type { TrustedProxies } from "./address.js";
+import { type Clock, systemClock } from "./clock.js";
 import type { Handshake, Identity } from "./connection.js";
 import { assertBucketRule } from "./limiter.js";
 import type { MatchFilter } from "./matcher.js";
@@ -138,7 +139,13 @@ export interface WhisperOptions {
   allowedOrigins?: readonly string[] | ((origin: string | undefined) => boolean);
   /** A host-app matching rule on top of the protocol's (see {@link MatchFilter}). @default none */
   matchFilter?: MatchFilter;
-  /** The clock, in ms since the epoch. @default Date.now */
+  /**
+   * The clock the hub reads and arms every timer on (grace periods, cooldowns, token expiry,
+   * heartbeats). Tests pass `manualClock()` from `@whisperchat/core/testing` and move time by
+   * hand. @default the system clock
+   */
+  clock?: Clock;
+  /** What time it is, in ms since the epoch, when no `clock` is given (timers stay real). @default Date.now */
   now?: () => number;
   /** A structured logger (pino-compatible). @default silent */
   logger?: Logger;
@@ -168,6 +175,8 @@ export interface HubSettings {
   /** The location obfuscation (see `locationPrecisionKm`). */
   readonly grid: LocationGrid;
   readonly now: () => number;
+  /** The clock every timer of the hub runs on. */
+  readonly clock: Clock;
 }
 
 function positive(value: number | undefined, fallback: number, what: string, zeroOk = false): number {
@@ -180,6 +189,10 @@ function positive(value: number | undefined, fallback: number, what: string, zer
 
 /** Checks the options and fills in every default (see {@link WhisperOptions}). */
 export function resolveSettings(options: WhisperOptions): HubSettings {
+  const now = options.now;
+  const clock: Clock =
+    options.clock ??
+    (now === undefined ? systemClock : { now, after: (ms, fn) => systemClock.after(ms, fn) });
   const messageRate = options.messageRate ?? { capacity: 10, ratePerSec: 5 };
   const userMessageRate = options.userMessageRate ?? { capacity: 20, ratePerSec: 10 };
   const churnRate = options.churnRate ?? { capacity: 10, ratePerSec: 1 };
@@ -227,6 +240,7 @@ export function resolveSettings(options: WhisperOptions): HubSettings {
     maxSessions: positive(options.maxSessions, 50_000, "maxSessions"),
     matchFilter: options.matchFilter,
     grid,
-    now: options.now ?? Date.now,
+    now: () => clock.now(),
+    clock,
   };
 }

@@ -1,3 +1,4 @@
+import type { Timer } from "../clock.js";
 import type { Identity, Reply } from "../connection.js";
 import { WhisperError } from "../errors.js";
 import type { SessionInfo } from "../events.js";
@@ -94,10 +95,10 @@ export class PlaceMachine {
   /** Rooms that closed while this session was waiting for their `matched` (see `matched`). */
   private abandoned: string[] | undefined;
   /** A pending {@link PlaceMachine.searchAgainLater}. */
-  private searchTimer: NodeJS.Timeout | undefined;
+  private searchTimer: Timer | undefined;
   /** A pending {@link PlaceMachine.checkRoomSoon}. */
-  private roomCheck: NodeJS.Timeout | undefined;
-  private partnerLostTimer: NodeJS.Timeout | undefined;
+  private roomCheck: Timer | undefined;
+  private partnerLostTimer: Timer | undefined;
   /** The room whose partner's node was seen dead (told once). */
   private lostRoom: string | undefined;
   private readonly settings: HubSettings;
@@ -282,9 +283,9 @@ export class PlaceMachine {
   /** Stops the timers that only matter while the session lives on this node. */
   clearTimers(): void {
     this.clearPartnerLost();
-    if (this.searchTimer !== undefined) clearTimeout(this.searchTimer);
+    this.searchTimer?.cancel();
     this.searchTimer = undefined;
-    if (this.roomCheck !== undefined) clearTimeout(this.roomCheck);
+    this.roomCheck?.cancel();
     this.roomCheck = undefined;
   }
 
@@ -369,11 +370,10 @@ export class PlaceMachine {
    */
   checkRoomSoon(roomId: string): void {
     if (this.roomCheck !== undefined) return;
-    this.roomCheck = setTimeout(() => {
+    this.roomCheck = this.settings.clock.after(ROOM_CHECK_DELAY_MS, () => {
       this.roomCheck = undefined;
       this.owner.schedule(() => this.checkRoom(roomId));
-    }, ROOM_CHECK_DELAY_MS);
-    this.roomCheck.unref();
+    });
   }
 
   /**
@@ -443,13 +443,12 @@ export class PlaceMachine {
       }
     }
     this.owner.keep({ type: "partner_away", roomId });
-    this.partnerLostTimer = setTimeout(() => {
+    this.partnerLostTimer = this.settings.clock.after(this.settings.limits.resumeGraceMs, () => {
       if (!still()) return;
       this.owner.run(this.host.router.closeRoom(roomId, partner.sessionId, "disconnected"));
       // Its grace is over: the dead node's session ends like any other (no late resume).
       this.owner.run(this.host.endOrphan(partner.sessionId, partner.nodeId));
-    }, this.settings.limits.resumeGraceMs);
-    this.partnerLostTimer.unref();
+    });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -520,17 +519,15 @@ export class PlaceMachine {
 
   /** Runs the pool search again after `delayMs`, if the session is still waiting by then. */
   private searchAgainLater(delayMs: number): void {
-    if (this.searchTimer !== undefined) clearTimeout(this.searchTimer);
-    const timer = setTimeout(() => {
+    this.searchTimer?.cancel();
+    this.searchTimer = this.settings.clock.after(delayMs, () => {
       this.searchTimer = undefined;
       this.owner.schedule(async () => {
         if (this.owner.isClosed() || !this.owner.isLive() || this.place.kind !== "waiting") return;
         const entry = await this.host.store.pool.get(this.poolKey);
         if (entry !== undefined) await this.search(entry);
       });
-    }, delayMs);
-    timer.unref();
-    this.searchTimer = timer;
+    });
   }
 
   /** `join`, `next` and `block` pass the user's bucket (and a guest's address's bucket). */
@@ -563,7 +560,7 @@ export class PlaceMachine {
   }
 
   private clearPartnerLost(): void {
-    if (this.partnerLostTimer !== undefined) clearTimeout(this.partnerLostTimer);
+    this.partnerLostTimer?.cancel();
     this.partnerLostTimer = undefined;
     this.lostRoom = undefined;
   }

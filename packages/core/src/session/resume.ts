@@ -1,3 +1,4 @@
+import type { Timer } from "../clock.js";
 import type { RoomFrame, ServerFrame } from "../protocol.js";
 import type { FrameMessage, StoredMessage } from "../store.js";
 import type { SessionHost } from "./host.js";
@@ -21,7 +22,7 @@ export class AwayState {
    * history's length), so that one arriving later by its route is not delivered twice.
    */
   private replayed: Set<string> | undefined;
-  private graceTimer: NodeJS.Timeout | undefined;
+  private graceTimer: Timer | undefined;
 
   constructor(
     private readonly host: SessionHost,
@@ -46,12 +47,11 @@ export class AwayState {
   /** Starts (or restarts) the resume grace; `expire` runs when it ends. */
   startGrace(expire: () => void): void {
     this.clearGrace();
-    this.graceTimer = setTimeout(expire, this.host.settings.limits.resumeGraceMs);
-    this.graceTimer.unref();
+    this.graceTimer = this.host.settings.clock.after(this.host.settings.limits.resumeGraceMs, expire);
   }
 
   clearGrace(): void {
-    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer);
+    this.graceTimer?.cancel();
     this.graceTimer = undefined;
   }
 

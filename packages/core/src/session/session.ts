@@ -1,3 +1,4 @@
+import type { Timer } from "../clock.js";
 import type { Connection, Identity, Reply, SessionLink } from "../connection.js";
 import { CloseCode, WhisperError } from "../errors.js";
 import type { SessionInfo } from "../events.js";
@@ -63,7 +64,7 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   private generation = 0;
   /** `rate_limited` answers in a row (see `floodCloseAfter`). */
   private strikes = 0;
-  private tokenTimer: NodeJS.Timeout | undefined;
+  private tokenTimer: Timer | undefined;
   private readonly settings: HubSettings;
   /** Where the session is, and every move. */
   private readonly place: PlaceMachine;
@@ -298,7 +299,7 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   private clearTimers(): void {
     this.away.clearGrace();
     this.place.clearTimers();
-    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    this.tokenTimer?.cancel();
     this.tokenTimer = undefined;
   }
 
@@ -507,21 +508,16 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
 
   /** Closes the session with 4401 when its credential expires, unless refreshed with `auth`. */
   private armTokenExpiry(): void {
-    if (this.tokenTimer !== undefined) clearTimeout(this.tokenTimer);
+    this.tokenTimer?.cancel();
     this.tokenTimer = undefined;
     const at = this.identity.expiresAt;
     if (at === undefined || this.closed) return;
-    const delay = Math.max(0, at - this.settings.now());
-    // setTimeout holds at most ~24.8 days; re-arm for longer expiries.
-    this.tokenTimer = setTimeout(
-      () => {
-        if (this.identity.expiresAt !== undefined && this.identity.expiresAt <= this.settings.now()) {
-          this.run(this.terminate(CloseCode.TokenExpired, "token expired"));
-        } else this.armTokenExpiry();
-      },
-      Math.min(delay, 2 ** 31 - 1),
-    );
-    this.tokenTimer.unref();
+    // A clock may cap long delays (the system clock's timers hold ~24.8 days): re-armed if early.
+    this.tokenTimer = this.settings.clock.after(Math.max(0, at - this.settings.now()), () => {
+      if (this.identity.expiresAt !== undefined && this.identity.expiresAt <= this.settings.now()) {
+        this.run(this.terminate(CloseCode.TokenExpired, "token expired"));
+      } else this.armTokenExpiry();
+    });
   }
 
   /**

@@ -1,3 +1,5 @@
+export type { ManualClock } from "./clock.js";
+export { manualClock } from "./clock.js";
 export type { ClusterHarness, ClusterNode } from "./cluster-suite.js";
 export { clusterConformance } from "./cluster-suite.js";
 export { accountsConformance } from "./store/accounts.js";
