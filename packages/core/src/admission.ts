@@ -312,15 +312,30 @@ export class Admissions {
   }
 
   /**
-   * Whether a session whose node died has ended all the same: its room was closed (its partner
-   * was told `partner_left` at the grace). Its record is removed; a resume gets a fresh session.
+   * Whether a session whose node died has ended all the same: its node stopped longer ago than
+   * the resume grace (whatever the session's state: an idle or waiting session of a crashed node
+   * ends at its grace like any other), or its room was closed (its partner was told
+   * `partner_left` at the grace). Its record and mailbox are removed; a resume gets a fresh
+   * session.
    */
   private async endedWithItsNode(record: SessionRecord): Promise<boolean> {
-    if (record.state !== "room" || record.roomId === undefined || record.nodeId === this.nodeId) return false;
-    if ((await this.store.rooms.get(record.roomId)) !== undefined) return false;
-    if ((await this.store.nodes.alive([record.nodeId])).has(record.nodeId)) return false;
-    await this.store.sessions.delete(record.sessionId);
-    return true;
+    if (record.nodeId === this.nodeId) return false;
+    const { nodes, rooms } = this.store;
+    const stopped = (await nodes.deadSince([record.nodeId])).get(record.nodeId);
+    // Its node stopped longer ago than the grace: the session ended with it, whatever its state.
+    let ended = stopped !== undefined && this.settings.now() - stopped > this.settings.limits.resumeGraceMs;
+    if (!ended && record.state === "room" && record.roomId !== undefined) {
+      // Its room was closed (its partner was told `partner_left` at the grace).
+      ended =
+        (await rooms.get(record.roomId)) === undefined &&
+        !(await nodes.alive([record.nodeId])).has(record.nodeId);
+    }
+    if (ended)
+      await Promise.all([
+        this.store.sessions.delete(record.sessionId),
+        this.store.mailbox.drain(record.sessionId),
+      ]);
+    return ended;
   }
 
   private issueTicket(entry: Omit<Ticket, "timer">, lastSeen: string | undefined): ResumeTicket {

@@ -104,6 +104,7 @@ export type {
   Store,
   StoredMessage,
 } from "./store.js";
+export { NODE_MEMORY_MS } from "./store.js";
 export { withStoreClose } from "./store-wrap.js";
 export type { AdmitOptions, Admitter, Corkable } from "./transport.js";
 export {

@@ -352,7 +352,17 @@ export interface NodeStore {
   alive(nodeIds: readonly string[]): Promise<Set<string>>;
   /** Forgets the node at once (a graceful stop). */
   remove(nodeId: string): Promise<void>;
+  /**
+   * When each of `nodeIds` that is dead stopped: the end of its last heartbeat's ttl, in ms since
+   * the epoch. A node that is alive, was removed, or never sent a heartbeat is absent. A store
+   * remembers a dead node for at least {@link NODE_MEMORY_MS} after it stopped, so that a session
+   * of a crashed node is known to have outlived its resume grace.
+   */
+  deadSince(nodeIds: readonly string[]): Promise<Map<string, number>>;
 }
+
+/** How long a store remembers when a dead node stopped (see {@link NodeStore.deadSince}): 24 h. */
+export const NODE_MEMORY_MS = 86_400_000;
 
 /**
  * The storage seam. Stores only store; every decision (who matches, what is allowed) is made

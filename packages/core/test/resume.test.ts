@@ -4,6 +4,7 @@ import { createMemoryStore } from "@whisperchat/store-memory";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Connection, ServerFrame, SessionLink, WhisperHub } from "../src/index.js";
 import { createWhisper } from "../src/index.js";
+import { manualClock } from "../src/testing/index.js";
 
 let hub: WhisperHub | undefined;
 afterEach(async () => {
@@ -82,5 +83,39 @@ describe("both partners drop at once", () => {
     // Ben replays what he missed in order: Ana went away, then came back.
     const benSaw = benBack.frames.filter((f) => f.type === "partner_away" || f.type === "partner_back");
     expect(benSaw.map((f) => f.type)).toEqual(["partner_away", "partner_back"]);
+  });
+});
+
+describe("a session of a node that crashed", () => {
+  async function crashWithIdleSession(graceMs: number) {
+    const clock = manualClock();
+    const store = createMemoryStore({ now: clock.now });
+    const options = { store, clock, resumeGraceMs: graceMs, nodeHeartbeatMs: 1000 };
+    const one = createWhisper({ ...options, nodeId: "one" });
+    const two = createWhisper({ ...options, nodeId: "two" });
+    hub = two;
+    const ana = await connect(one);
+    ana.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    ana.link.receive({ type: "leave" });
+    await clock.advance(0);
+    expect(ana.frames.map((f) => f.type)).toEqual(["welcome", "waiting", "ack"]);
+    await one.halt(); // a crash: the idle session's record stays behind
+    return { clock, token: ana.token(), two };
+  }
+
+  it("is resumed elsewhere within its grace after the crash", async () => {
+    const { clock, token, two } = await crashWithIdleSession(30_000);
+    await clock.advance(3000 + 29_000); // the heartbeat ran out, then most of the grace
+    const back = await connect(two, token);
+    expect(back.frames[0]).toMatchObject({ type: "welcome", resumed: true });
+  });
+
+  it("ends at its grace though it was idle: a later resume gets a fresh session", async () => {
+    const { clock, token, two } = await crashWithIdleSession(30_000);
+    await clock.advance(3000 + 30_001);
+    const late = await connect(two, token);
+    expect(late.frames[0]).toMatchObject({ type: "welcome", resumed: false });
+    const sessionId = token.slice(0, token.indexOf("."));
+    expect(await two.store.sessions.get(sessionId)).toBeUndefined();
   });
 });

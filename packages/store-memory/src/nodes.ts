@@ -1,4 +1,4 @@
-import type { NodeStore } from "@whisperchat/core";
+import { NODE_MEMORY_MS, type NodeStore } from "@whisperchat/core";
 
 /**
  * Node heartbeats: nodeId → when the node is seen as dead. Expired heartbeats are dropped when
@@ -6,6 +6,8 @@ import type { NodeStore } from "@whisperchat/core";
  */
 export class MemoryNodes implements NodeStore {
   readonly #until = new Map<string, number>();
+  /** When each node's last heartbeat expires (or expired), kept {@link NODE_MEMORY_MS} past it. */
+  readonly #lastUntil = new Map<string, number>();
   readonly #now: () => number;
 
   constructor(now: () => number) {
@@ -16,8 +18,13 @@ export class MemoryNodes implements NodeStore {
     if (Number.isNaN(ttlMs)) throw new RangeError("nodes.heartbeat: ttlMs must be a number of milliseconds");
     const now = this.#now();
     const until = now + ttlMs;
-    if (until <= now) this.#until.delete(nodeId);
-    else this.#until.set(nodeId, until);
+    if (until <= now) {
+      this.#until.delete(nodeId);
+      this.#lastUntil.delete(nodeId);
+    } else {
+      this.#until.set(nodeId, until);
+      this.#lastUntil.set(nodeId, until);
+    }
   }
 
   async alive(nodeIds: readonly string[]): Promise<Set<string>> {
@@ -35,12 +42,26 @@ export class MemoryNodes implements NodeStore {
 
   async remove(nodeId: string): Promise<void> {
     this.#until.delete(nodeId);
+    this.#lastUntil.delete(nodeId);
+  }
+
+  async deadSince(nodeIds: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const now = this.#now();
+    for (const nodeId of nodeIds) {
+      const until = this.#lastUntil.get(nodeId);
+      if (until !== undefined && until <= now && now - until < NODE_MEMORY_MS) out.set(nodeId, until);
+    }
+    return out;
   }
 
   /** Drops every expired heartbeat. */
   sweep(now: number): void {
     for (const [nodeId, until] of this.#until) {
       if (until <= now) this.#until.delete(nodeId);
+    }
+    for (const [nodeId, until] of this.#lastUntil) {
+      if (now - until >= NODE_MEMORY_MS) this.#lastUntil.delete(nodeId);
     }
   }
 
@@ -51,5 +72,6 @@ export class MemoryNodes implements NodeStore {
 
   clear(): void {
     this.#until.clear();
+    this.#lastUntil.clear();
   }
 }

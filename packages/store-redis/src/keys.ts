@@ -23,6 +23,8 @@ export interface Keys {
   account(nameKey: string): string;
   ban(userId: string): string;
   node(nodeId: string): string;
+  /** When node `nodeId`'s last heartbeat expires (kept after it stops; see `NodeStore.deadSince`). */
+  nodeUntil(nodeId: string): string;
 }
 
 /** The keys of a store with this prefix and these tier bounds (km, ascending). */
@@ -43,5 +45,6 @@ export function makeKeys(prefix: string, tiersKm: readonly number[]): Keys {
     account: (nameKey) => `${prefix}account:{${nameKey}}`,
     ban: (userId) => `${prefix}ban:{${userId}}`,
     node: (nodeId) => `${prefix}node:{${nodeId}}`,
+    nodeUntil: (nodeId) => `${prefix}nodeuntil:{${nodeId}}`,
   };
 }

@@ -1,13 +1,14 @@
-import type {
-  AccountRecord,
-  AccountStore,
-  BanRecord,
-  BanStore,
-  MailboxStore,
-  NodeStore,
-  RoomFrame,
-  SessionRecord,
-  SessionStore,
+import {
+  type AccountRecord,
+  type AccountStore,
+  type BanRecord,
+  type BanStore,
+  type MailboxStore,
+  NODE_MEMORY_MS,
+  type NodeStore,
+  type RoomFrame,
+  type SessionRecord,
+  type SessionStore,
 } from "@whisperchat/core";
 import type { Keys } from "./keys.js";
 import { attempt, expireLua, keepOf, parse, pxOf, type RedisClient, run, script } from "./redis.js";
@@ -220,7 +221,10 @@ export class RedisBans implements BanStore {
   }
 }
 
-/** Node liveness: one key per node with the heartbeat's ttl. */
+/**
+ * Node liveness: one key per node with the heartbeat's ttl, and one that keeps when that ttl ends
+ * for a day past it (`deadSince`). Both keys of a node share its hash tag: one round trip.
+ */
 export class RedisNodes implements NodeStore {
   readonly #client: RedisClient;
   readonly #keys: Keys;
@@ -233,10 +237,18 @@ export class RedisNodes implements NodeStore {
   async heartbeat(nodeId: string, ttlMs: number): Promise<void> {
     const px = pxOf(ttlMs, "nodes.heartbeat");
     const key = this.#keys.node(nodeId);
+    const untilKey = this.#keys.nodeUntil(nodeId);
     await attempt("nodes.heartbeat", async () => {
-      if (px === undefined) await this.#client.del(key);
-      else if (px === "inf") await this.#client.set(key, String(Date.now()));
-      else await this.#client.set(key, String(Date.now()), "PX", px);
+      if (px === undefined) await this.#client.multi().del(key).del(untilKey).exec();
+      else if (px === "inf") await this.#client.multi().set(key, String(Date.now())).del(untilKey).exec();
+      else {
+        const until = Date.now() + px;
+        await this.#client
+          .multi()
+          .set(key, String(Date.now()), "PX", px)
+          .set(untilKey, String(until), "PX", px + NODE_MEMORY_MS)
+          .exec();
+      }
     });
   }
 
@@ -251,6 +263,23 @@ export class RedisNodes implements NodeStore {
   }
 
   async remove(nodeId: string): Promise<void> {
-    await attempt("nodes.remove", () => this.#client.del(this.#keys.node(nodeId)));
+    await attempt("nodes.remove", () =>
+      this.#client.multi().del(this.#keys.node(nodeId)).del(this.#keys.nodeUntil(nodeId)).exec(),
+    );
+  }
+
+  async deadSince(nodeIds: readonly string[]): Promise<Map<string, number>> {
+    const unique = [...new Set(nodeIds)];
+    const out = new Map<string, number>();
+    if (unique.length === 0) return out;
+    const found = await attempt("nodes.deadSince", () =>
+      Promise.all(unique.map((id) => this.#client.get(this.#keys.nodeUntil(id)))),
+    );
+    const now = Date.now();
+    unique.forEach((id, i) => {
+      const until = Number(found[i] ?? Number.NaN);
+      if (Number.isFinite(until) && until <= now) out.set(id, until);
+    });
+    return out;
   }
 }

@@ -10,7 +10,8 @@ import {
 
 /**
  * The conformance tests of `NodeStore`: `alive` is the subset of nodes that heartbeat
- * within their ttl, and `remove` forgets a node at once. Needs `store.nodes`.
+ * within their ttl, `deadSince` tells when a dead node stopped, and `remove` forgets a node at
+ * once. Needs `store.nodes`.
  *
  * Each test gets a fresh store from `makeStore` and closes it afterwards; see
  * `storeConformance`, which runs every capability suite.
@@ -42,6 +43,24 @@ export function nodesConformance(
       assert.deepEqual(await s().nodes.alive([short, renewed]), new Set([renewed]));
       await s().nodes.heartbeat(short, 60_000);
       assert.deepEqual(await s().nodes.alive([short]), new Set([short]), "a heartbeat revives it");
+    });
+
+    it("deadSince tells when a dead node's last heartbeat ran out, and nothing for live or unknown nodes", async () => {
+      const [gone, live, never] = [id("gone"), id("live"), id("never")];
+      const before = Date.now();
+      await s().nodes.heartbeat(gone, 60);
+      await s().nodes.heartbeat(live, 60_000);
+      assert.deepEqual(await s().nodes.deadSince([gone, live, never]), new Map(), "nobody is dead yet");
+      await sleep(150);
+      const dead = await s().nodes.deadSince([gone, live, never]);
+      assert.deepEqual([...dead.keys()], [gone]);
+      const at = dead.get(gone) as number;
+      assert.ok(at >= before + 60 && at <= Date.now(), `stopped at ${at}, between ${before + 60} and now`);
+      assert.deepEqual(await s().nodes.deadSince([]), new Map());
+      await s().nodes.heartbeat(gone, 60_000);
+      assert.deepEqual(await s().nodes.deadSince([gone]), new Map(), "a heartbeat revives it");
+      await s().nodes.remove(live);
+      assert.deepEqual(await s().nodes.deadSince([live]), new Map(), "a removed node stopped gracefully");
     });
 
     it("remove forgets the node at once", async () => {
