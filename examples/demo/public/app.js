@@ -47,6 +47,7 @@ const KEYS = {
   account: "whisperchat.account",
   mode: "whisperchat.mode",
   page: "whisperchat.page",
+  device: "whisperchat.device",
 };
 
 const CITIES = [
@@ -441,8 +442,22 @@ function socketUrl() {
 /** Set by buttons whose view disappears on connect: put keyboard focus somewhere useful. */
 let focusFindAfterWelcome = false;
 
+/**
+ * This tab's device id: a guest stays the same user across reloads of the tab, so the people
+ * it skipped or blocked stay apart from it (two tabs are still two users).
+ */
+function deviceId() {
+  let id = storage.get(KEYS.device);
+  if (typeof id !== "string") {
+    id = crypto.randomUUID().replaceAll("-", "");
+    storage.set(KEYS.device, id);
+  }
+  return id;
+}
+
 function makeClient() {
   const client = createClient({
+    deviceId: deviceId(),
     url: socketUrl(),
     // Called before every connection attempt and before the token expires (a guest has none).
     getToken: () => app.account?.token,

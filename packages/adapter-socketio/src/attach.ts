@@ -164,7 +164,7 @@ export function attachSocketIo(hub: WhisperHub, options: SocketIoAdapterOptions)
 function admit(hub: WhisperHub, socket: Socket, isClosed: () => boolean): Promise<Admission> {
   const params = authParams(socket.handshake.auth);
   if (params === null) {
-    const message = "`auth.token`, `auth.resume` and `auth.last` must be strings when given";
+    const message = "`auth.token`, `auth.resume`, `auth.last` and `auth.device` must be strings when given";
     return Promise.resolve(refusal(400, "bad_request", message));
   }
   const handshake: Handshake = {
@@ -177,14 +177,14 @@ function admit(hub: WhisperHub, socket: Socket, isClosed: () => boolean): Promis
 }
 
 /**
- * The string fields of the Socket.IO auth payload. `token`, `resume` and `last` must be strings when
+ * The string fields of the Socket.IO auth payload. `token`, `resume`, `last` and `device` must be strings when
  * given (`null` counts as absent); `null` marks a malformed payload.
  */
 function authParams(auth: unknown): Record<string, string> | null {
   const out: Record<string, string> = {};
   if (auth === undefined || auth === null) return out;
   if (!isPlainObject(auth)) return null;
-  for (const key of ["token", "resume", "last"]) {
+  for (const key of ["token", "resume", "last", "device"]) {
     const value = auth[key];
     if (value !== undefined && value !== null && typeof value !== "string") return null;
   }

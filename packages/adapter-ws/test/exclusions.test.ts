@@ -70,3 +70,52 @@ describe("exclusions of guests", () => {
     },
   );
 });
+
+describe("a guest that keeps a device id", () => {
+  const device = "d3v1ce-of-ana-0123456789";
+  const connectAs = (harness: WsHarness, params: Record<string, string>) =>
+    (harness.connect as (p: Record<string, string>) => ReturnType<WsHarness["connect"]>)(params);
+
+  it("is the same user on every session, and whoever it skipped stays apart after a reload", async () => {
+    h = await startWsHarness({ store: createMemoryStore(), nextCooldownMs: 60_000 });
+    const ana = await connectAs(h, { device });
+    const anaWelcome = await expectFrame(ana, "welcome");
+    const ben = await h.connect();
+    await expectFrame(ben, "welcome");
+    ana.send({ type: "join", location: { lat: 48.85, lng: 2.35 }, rangeKm: 5 });
+    await expectFrame(ana, "waiting");
+    ben.send({ type: "join", location: { lat: 48.85, lng: 2.35 }, rangeKm: 5 });
+    await expectFrame(ben, "waiting");
+    await expectFrame(ben, "matched");
+    await expectFrame(ana, "matched");
+    ana.send({ type: "next" });
+    await expectFrame(ben, "partner_left");
+    await ana.close(); // a reload: a new session, not a resume
+    ben.send({ type: "next" });
+    await expectFrame(ben, "waiting");
+
+    const again = await connectAs(h, { device });
+    const againWelcome = await expectFrame(again, "welcome");
+    expect(againWelcome.sessionId).not.toBe(anaWelcome.sessionId);
+    expect(againWelcome.user.userId).toBe(anaWelcome.user.userId);
+    expect(againWelcome.user.userId).not.toContain(device); // derived, never the id itself
+    again.send({ type: "join", location: { lat: 48.85, lng: 2.35 }, rangeKm: 5 });
+    await expectFrame(again, "waiting");
+    // Its search is over once a later request is answered: kept apart for the cooldown.
+    again.send({ type: "ping" });
+    await expectFrame(again, "pong");
+    expect(again.pending().some((f) => f.type === "matched")).toBe(false);
+    // A guest without the device id is a new user: matched with one of them at once.
+    const cleo = await h.connect();
+    await expectFrame(cleo, "welcome");
+    cleo.send({ type: "join", location: { lat: 48.85, lng: 2.35 }, rangeKm: 5 });
+    await expectFrame(cleo, "waiting");
+    await expectFrame(cleo, "matched");
+  });
+
+  it("is refused when the device id is malformed", async () => {
+    h = await startWsHarness({ store: createMemoryStore() });
+    const refused = await h.connectRefused({ device: "short" } as never);
+    expect(refused.status).toBe(400);
+  });
+});

@@ -95,6 +95,14 @@ export interface WhisperClientOptions {
    * @default undefined (kept in memory, for reconnects of this client only)
    */
   resumeStorage?: ResumeStorage;
+  /**
+   * An id this client keeps for its device (16 to 128 characters of `A-Z a-z 0-9 _ -`; e.g.
+   * `crypto.randomUUID()` without its dashes, kept in `sessionStorage`). Sent with every
+   * connection: a guest with the same device id is the same user again, so whoever it skipped or
+   * blocked stays apart from it after a reload. Keep it secret like a token.
+   * @default undefined (a guest is a new user on every new session)
+   */
+  deviceId?: string;
 }
 
 /** The connection state of a {@link WhisperClient}. */
@@ -436,6 +444,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
       if (token !== undefined) url.searchParams.set("token", token);
       if (resume !== undefined) url.searchParams.set("resume", resume);
       if (resume !== undefined && this.cursor !== undefined) url.searchParams.set("last", this.cursor);
+      if (this.options.deviceId !== undefined) url.searchParams.set("device", this.options.deviceId);
       socket = new this.WebSocketImpl(url.toString(), [SUBPROTOCOL]);
     } catch (error) {
       this.attemptFailed(CloseCode.Abnormal, "", error);

@@ -327,6 +327,20 @@ describe("reconnect and resume", () => {
     expect(stored).toBeUndefined(); // close() ends the session: nothing left to resume
   });
 
+  it("sends its deviceId: a guest is the same user on every new session of the device", async () => {
+    server = await startServer();
+    const deviceId = "0123456789abcdef0123";
+    const first = track(client(server.url, { deviceId }));
+    const one = await first.connect();
+    await first.close();
+    const second = track(client(server.url, { deviceId }));
+    const two = await second.connect();
+    expect(two.sessionId).not.toBe(one.sessionId);
+    expect(two.user.userId).toBe(one.user.userId);
+    const other = track(client(server.url));
+    expect((await other.connect()).user.userId).not.toBe(one.user.userId);
+  });
+
   it("does not reconnect after 4001 (another connection took the session over)", async () => {
     server = await startServer();
     const a = track(client(server.url));

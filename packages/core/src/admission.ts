@@ -55,6 +55,14 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** A device id a client keeps (handshake parameter `device`): random, long enough to be unguessable. */
+const DEVICE = /^[A-Za-z0-9_-]{16,128}$/;
+
+/** The user id of a guest whose client keeps `device`: derived, so the id never reveals it. */
+function guestOfDevice(device: string): string {
+  return `guest-${createHash("sha256").update(`device:${device}`).digest("base64url").slice(0, 16)}`;
+}
+
 /** The stored form of a resume token: its SHA-256, so a leaked store does not leak tokens. */
 export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("base64url");
@@ -194,12 +202,16 @@ export class Admissions {
     const token = param(handshake.params.token);
     const resume = param(handshake.params.resume);
     const last = param(handshake.params.last);
-    if (token === null || resume === null || last === null) {
+    const device = param(handshake.params.device);
+    if (token === null || resume === null || last === null || device === null) {
       return refusal(
         400,
         "bad_request",
-        "`token`, `resume` and `last` must each be given at most once, as short strings",
+        "`token`, `resume`, `last` and `device` must each be given at most once, as short strings",
       );
+    }
+    if (device !== undefined && !DEVICE.test(device)) {
+      return refusal(400, "bad_request", "`device` must be 16 to 128 characters of A-Z, a-z, 0-9, _ and -");
     }
     try {
       const limited = this.connectLimited(
@@ -221,7 +233,9 @@ export class Admissions {
         if (!this.hooks.allowGuests)
           return refusal(401, "unauthorized", "this server requires a valid token");
         identity = {
-          userId: `guest-${randomId(12)}`,
+          // A guest is a new user per connection, unless its client keeps a device id: then it is
+          // the same user again (its exclusions and churn bucket follow it across reloads).
+          userId: device === undefined ? `guest-${randomId(12)}` : guestOfDevice(device),
           name: `Guest ${randomId(3).slice(0, 4)}`,
           roles: NO_ROLES,
           guest: true,
