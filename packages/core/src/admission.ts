@@ -284,7 +284,7 @@ export class Admissions {
       // write): it can only be taken over on its own node, which is this one. Swapping the
       // hash here, before any await, keeps the token single-use.
       if (!mayResume(identity, local.identity)) return undefined;
-      local.tokenHash = freshHash;
+      local.reissue(freshHash);
       return this.issueTicket({ session: local, token: fresh, previousHash }, lastSeen);
     }
     // The owner first (a session's user never changes), then the compare-and-set: a token of
@@ -312,7 +312,7 @@ export class Admissions {
     }
     const session = this.sessions.get(sessionId);
     if (session !== undefined) {
-      session.tokenHash = freshHash;
+      session.reissue(freshHash);
       return this.issueTicket({ session, token: fresh, previousHash }, lastSeen);
     }
     // Kept here (away) from now on: a frame routed by the record's new node id finds it.

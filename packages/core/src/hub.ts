@@ -301,18 +301,16 @@ export class WhisperHub extends EventEmitter<HubEvents> {
       const { session, fromNode, lastSeen } = resumed;
       // The old connection (if still open) is closed only now that the new one is here.
       session.detach(CloseCode.Replaced, "session resumed by another connection");
-      session.address = admitted.address;
       const context: ResumeContext = { by: admitted.identity };
       if (fromNode !== undefined) context.released = this.handover.request(session.id, fromNode);
       if (lastSeen !== undefined) context.lastSeen = lastSeen;
-      return session.attach(connection, resumed.token, context);
+      return session.attach(connection, admitted.address, resumed.token, context);
     }
     const id = randomId(16);
     const token = `${id}.${randomId(24)}`;
     const session = new Session(this.host, admitted.identity, id, hashToken(token));
-    session.address = admitted.address;
     this.sessions.set(id, session);
-    const link = session.attach(connection, token);
+    const link = session.attach(connection, admitted.address, token);
     this.emit("sessionOpened", session.info());
     return link;
   }

@@ -50,9 +50,9 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   /** Who the session is; a guest's name changes with `join`. */
   identity: Identity;
   /** The hash of the current resume token. */
-  tokenHash: string;
+  private hash: string;
   /** The address of the client's connection (trusted proxies applied); "" when unknown. */
-  address = "";
+  private peer = "";
   /**
    * Whether the session's record was ever saved. A fresh session is saved on its first state
    * change (or drop), so idle connections cost no store write and no stored record.
@@ -83,7 +83,7 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   ) {
     this.settings = host.settings;
     this.identity = identity;
-    this.tokenHash = tokenHash;
+    this.hash = tokenHash;
     this.place = new PlaceMachine(host, this);
     this.requests = new RequestQueue(this);
     this.relay = new RelayQueue(host, this);
@@ -114,6 +114,21 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   /** Whether the session ended (a method, so that checks after an `await` are not narrowed away). */
   isClosed(): boolean {
     return this.closed;
+  }
+
+  /** The hash of the current resume token. */
+  get tokenHash(): string {
+    return this.hash;
+  }
+
+  /** The address of the client's connection (trusted proxies applied); "" when unknown. */
+  get address(): string {
+    return this.peer;
+  }
+
+  /** A resume was admitted: the session's token is now the one with this hash (single use). */
+  reissue(tokenHash: string): void {
+    this.hash = tokenHash;
   }
 
   /** Whether a connection is attached. */
@@ -160,7 +175,7 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
       name: this.identity.name,
       roles: this.identity.roles,
       guest: this.identity.guest === true,
-      tokenHash: this.tokenHash,
+      tokenHash: this.hash,
       updatedAt: this.settings.now(),
       ...this.snapshot(),
     };
@@ -198,8 +213,9 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
    * Binds a connection to the session and sends `welcome` with a fresh resume token. With
    * `resumed`, the frames missed while away are replayed before anything else.
    */
-  attach(conn: Connection, resumeToken: string, resume?: ResumeContext): SessionLink {
+  attach(conn: Connection, address: string, resumeToken: string, resume?: ResumeContext): SessionLink {
     const generation = ++this.generation;
+    this.peer = address;
     const by = resume?.by;
     if (by !== undefined && by.guest !== true && by.expiresAt !== undefined) {
       // The resuming connection's own credential decides when the session expires (the hub
@@ -250,8 +266,8 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
    * connection keeps it, or it stays away for the rest of its grace.
    */
   resumeAbandoned(freshHash: string, previousHash: string): void {
-    if (this.closed || this.tokenHash !== freshHash) return;
-    this.tokenHash = previousHash;
+    if (this.closed || this.hash !== freshHash) return;
+    this.hash = previousHash;
     if (this.persisted) this.persist();
   }
 
