@@ -119,3 +119,35 @@ describe("a session of a node that crashed", () => {
     expect(await two.store.sessions.get(sessionId)).toBeUndefined();
   });
 });
+
+describe("a partner whose node died", () => {
+  it("is given up at its node's death plus the grace, even if this session moved to another node meanwhile", async () => {
+    const clock = manualClock();
+    const store = createMemoryStore({ now: clock.now });
+    const options = { store, clock, resumeGraceMs: 10_000, nodeHeartbeatMs: 1000 };
+    const one = createWhisper({ ...options, nodeId: "one" });
+    const two = createWhisper({ ...options, nodeId: "two" });
+    const three = createWhisper({ ...options, nodeId: "three" });
+    hub = three;
+    const ana = await connect(one);
+    const ben = await connect(two);
+    ana.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    ben.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await clock.advance(0);
+    expect(ana.frames.some((f) => f.type === "matched")).toBe(true);
+    const t0 = clock.now();
+    await two.halt(); // Ben's node crashes: its last heartbeat runs out 3 s later
+    await clock.advance(5000);
+    expect(ana.frames.some((f) => f.type === "partner_away")).toBe(true);
+    await one.halt(); // then Ana's node: she resumes on node three
+    await clock.advance(1000);
+    const back = await connect(three, ana.token());
+    expect(back.frames[0]).toMatchObject({ type: "welcome", resumed: true });
+    // Ben's node stopped at t0 + 3 s at the latest: his room ends by t0 + 13 s, not 10 s after
+    // node three noticed him.
+    await clock.advance(t0 + 13_000 - clock.now());
+    expect(back.frames.find((f) => f.type === "partner_left")).toMatchObject({ reason: "disconnected" });
+    await one.close();
+    await two.close();
+  });
+});

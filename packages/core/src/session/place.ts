@@ -443,7 +443,13 @@ export class PlaceMachine {
       }
     }
     this.owner.keep({ type: "partner_away", roomId });
-    this.partnerLostTimer = this.settings.clock.after(this.settings.limits.resumeGraceMs, () => {
+    // The grace counts from when the partner's node stopped, not from when this node noticed:
+    // a session that moved to another node (its own node died too) does not restart it.
+    const stopped = (await this.host.store.nodes.deadSince([partner.nodeId])).get(partner.nodeId);
+    if (!still()) return;
+    const grace = this.settings.limits.resumeGraceMs;
+    const left = stopped === undefined ? grace : Math.max(0, stopped + grace - this.settings.now());
+    this.partnerLostTimer = this.settings.clock.after(left, () => {
       if (!still()) return;
       this.owner.run(this.host.router.closeRoom(roomId, partner.sessionId, "disconnected"));
       // Its grace is over: the dead node's session ends like any other (no late resume).
