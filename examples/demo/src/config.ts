@@ -4,6 +4,11 @@ export interface DemoConfig {
   host: string;
   store: "memory" | "redis";
   redisUrl: string;
+  /**
+   * The seed nodes of a Redis Cluster (`REDIS_CLUSTER`), used instead of `redisUrl` when the
+   * store is `redis`; `undefined` (the default) for one Redis server at `redisUrl`.
+   */
+  redisCluster: readonly RedisSeed[] | undefined;
   keyPrefix: string;
   auth: "guest" | "required";
   jwtSecret: string | undefined;
@@ -32,6 +37,12 @@ export const HTTP_TIMEOUT_DEFAULTS = {
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
 } as const;
+
+/** One seed node of a Redis Cluster: the client learns the others from it. */
+export interface RedisSeed {
+  host: string;
+  port: number;
+}
 
 /** A setting with a bad value: the demo prints the message and exits 1. */
 export class ConfigError extends Error {
@@ -62,6 +73,26 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
   return raw as T;
 }
 
+/**
+ * `REDIS_CLUSTER`: comma-separated `host:port` seed nodes (an IPv6 host in brackets,
+ * `[::1]:7000`), or `undefined` when unset.
+ */
+function seeds(env: NodeJS.ProcessEnv): RedisSeed[] | undefined {
+  const raw = env.REDIS_CLUSTER;
+  if (raw === undefined || raw.trim() === "") return undefined;
+  return raw.split(",").map((part) => {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/@]+)):(\d{1,5})$/.exec(part.trim());
+    const port = Number(m?.[3]);
+    const host = m?.[1] ?? m?.[2];
+    if (host === undefined || !(port >= 1 && port <= 65535)) {
+      throw new ConfigError(
+        `REDIS_CLUSTER must be seed nodes as host:port separated by commas (e.g. 10.0.0.1:7000,10.0.0.2:7000), got ${JSON.stringify(part.trim())} in ${JSON.stringify(raw)}`,
+      );
+    }
+    return { host, port };
+  });
+}
+
 const positive = (n: number) => n > 0;
 const positiveInteger = (n: number) => Number.isInteger(n) && n > 0;
 
@@ -79,6 +110,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
     host: env.HOST?.trim() || "127.0.0.1",
     store: oneOf(env, "WHISPER_STORE", ["memory", "redis"] as const, "memory"),
     redisUrl: env.REDIS_URL?.trim() || "redis://127.0.0.1:6379",
+    redisCluster: seeds(env),
     keyPrefix: env.WHISPER_KEY_PREFIX ?? "whisper:",
     auth: oneOf(env, "WHISPER_AUTH", ["guest", "required"] as const, "guest"),
     jwtSecret: env.JWT_SECRET?.trim() || undefined,
@@ -124,6 +156,18 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
       ms,
     ),
   };
+  if (config.redisCluster !== undefined) {
+    if (config.store !== "redis")
+      throw new ConfigError("REDIS_CLUSTER is used only with WHISPER_STORE=redis: set both, or neither");
+    if (env.REDIS_URL?.trim())
+      throw new ConfigError("set REDIS_URL (one Redis server) or REDIS_CLUSTER (a Redis Cluster), not both");
+  }
+  // Braces would make the prefix a hash tag of its own (docs in packages/store-redis/README.md).
+  if (/[{}]/.test(config.keyPrefix)) {
+    throw new ConfigError(
+      `WHISPER_KEY_PREFIX must not contain "{" or "}", got ${JSON.stringify(config.keyPrefix)}`,
+    );
+  }
   if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
     throw new ConfigError(
       `WHISPER_HTTP_HEADERS_TIMEOUT_MS (${config.httpHeadersTimeoutMs}) must not exceed WHISPER_HTTP_REQUEST_TIMEOUT_MS (${config.httpRequestTimeoutMs})`,

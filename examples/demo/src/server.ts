@@ -25,7 +25,7 @@ import { type PrometheusMetrics, prometheusMetrics } from "@whisperchat/core/pro
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { createRedisStore } from "@whisperchat/store-redis";
 import { build } from "esbuild";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { ConfigError, type DemoConfig } from "./config.js";
 
 /** A running demo server. */
@@ -99,16 +99,28 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * The store the settings ask for. With Redis, the demo owns the client: closing the store
- * quits it too. A Redis that cannot be reached at start stops the demo with a clear message.
+ * The store the settings ask for. With Redis (one server, or a Redis Cluster from its seed
+ * nodes), the demo owns the client: closing the store quits it too. A Redis that cannot be
+ * reached at start stops the demo with a clear message.
  */
 async function openStore(config: DemoConfig, log: (line: string) => void): Promise<Store> {
   if (config.store === "memory") return createMemoryStore();
-  const client = new Redis(config.redisUrl, {
-    maxRetriesPerRequest: 1,
-    commandTimeout: 2000,
-    lazyConnect: true,
-  });
+  // A call fails after one reconnect attempt, and never waits longer than 2 s for a reply
+  // (the settings packages/store-redis/README.md recommends).
+  const callOptions = { maxRetriesPerRequest: 1, commandTimeout: 2000 };
+  const seeds = config.redisCluster;
+  const client =
+    seeds === undefined
+      ? new Redis(config.redisUrl, { ...callOptions, lazyConnect: true })
+      : // No ioredis `keyPrefix` here: the store prefixes its keys itself (WHISPER_KEY_PREFIX).
+        new Cluster(
+          seeds.map(({ host, port }) => ({ host, port })),
+          { redisOptions: callOptions, lazyConnect: true },
+        );
+  const where =
+    seeds === undefined
+      ? `Redis at ${config.redisUrl}`
+      : `Redis Cluster at ${seeds.map(({ host, port }) => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)).join(",")}`;
   client.on("error", (error: Error) => log(`whisperchat demo: Redis: ${error.message}`));
   try {
     await client.connect();
@@ -116,7 +128,7 @@ async function openStore(config: DemoConfig, log: (line: string) => void): Promi
   } catch (error) {
     client.disconnect();
     throw new ConfigError(
-      `cannot reach Redis at ${config.redisUrl} (${error instanceof Error ? error.message : String(error)}); start it or set REDIS_URL`,
+      `cannot reach ${where} (${error instanceof Error ? error.message : String(error)}); start it or set ${seeds === undefined ? "REDIS_URL" : "REDIS_CLUSTER"}`,
     );
   }
   // The store as it is (its optional relay included), but closing it quits the client too.
