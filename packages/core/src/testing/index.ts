@@ -1,7 +1,20 @@
+export type { StoreFactory, TestHub, TestHubOptions } from "./app-kit.js";
+export { createTestHub } from "./app-kit.js";
+export type {
+  CloseInfo,
+  ConnectOptions,
+  FrameOf,
+  JoinOptions,
+  TestChatClient,
+  WaitOptions,
+} from "./client.js";
+export { ConnectionRefusedError } from "./client.js";
 export type { ManualClock } from "./clock.js";
 export { manualClock } from "./clock.js";
 export type { ClusterHarness, ClusterNode } from "./cluster-suite.js";
 export { clusterConformance } from "./cluster-suite.js";
+export type { InProcessConnectOptions, InProcessHub } from "./in-process.js";
+export { connectInProcess } from "./in-process.js";
 export { accountsConformance } from "./store/accounts.js";
 export { bansConformance } from "./store/bans.js";
 export { busConformance } from "./store/bus.js";
@@ -28,3 +41,5 @@ export type {
   TransportSuiteOptions,
 } from "./transport-suite.js";
 export { expectFrame, transportConformance } from "./transport-suite.js";
+export type { TestWebSocket, TestWebSocketConstructor, WsConnectOptions } from "./ws-client.js";
+export { connectWs } from "./ws-client.js";
