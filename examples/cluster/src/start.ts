@@ -5,9 +5,10 @@ import { fileURLToPath } from "node:url";
 import { startBalancer } from "./balancer.js";
 
 /**
- * Starts NODES demo nodes (default 2) on one Redis, and a round-robin load balancer without
- * sticky sessions in front of them at PORT (default 3000). Every other setting of the demo
- * (REDIS_URL, WHISPER_KEY_PREFIX, WHISPER_RESUME_GRACE_MS, ...) is passed to each node.
+ * Starts NODES demo nodes (default 2) on one Redis (REDIS_URL) or one Redis Cluster
+ * (REDIS_CLUSTER, its seed nodes), and a round-robin load balancer without sticky sessions in
+ * front of them at PORT (default 3000). Every other setting of the demo (WHISPER_KEY_PREFIX,
+ * WHISPER_RESUME_GRACE_MS, ...) is passed to each node.
  */
 const count = Number(process.env.NODES ?? 2);
 if (!Number.isInteger(count) || count < 1 || count > 16) {

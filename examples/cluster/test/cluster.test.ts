@@ -1,16 +1,19 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
-import { fileURLToPath } from "node:url";
 import { expectFrame, type TestClient } from "@whisperchat/core/testing";
 import { afterEach, expect, it } from "vitest";
-import { WebSocket } from "ws";
 import { Chatter, deliveryProblems } from "../../../packages/adapter-ws/test/chatter.js";
-import { wrapClient } from "../../../packages/adapter-ws/test/harness.js";
 import { connect, deleteUnder, describeRedis, REDIS_URL } from "../../../packages/store-redis/test/redis.js";
+import {
+  chatThenResumeOnTheOtherNode,
+  connectClient,
+  pairThrough,
+  type RunningExample,
+  runExample,
+} from "./run-example.js";
 
-const startFile = fileURLToPath(new URL("../src/start.ts", import.meta.url));
-const children: ChildProcess[] = [];
+const children: Pick<ChildProcess, "kill">[] = [];
 const clients: TestClient[] = [];
 let prefix = "";
 
@@ -24,70 +27,14 @@ afterEach(async () => {
   }
 });
 
-interface Cluster {
-  url: string;
-  pids: number[];
-  process: ChildProcess;
-}
-
-/** Runs `examples/cluster` as a user would, and reads what it prints. */
-async function startCluster(env: Record<string, string>): Promise<Cluster> {
+/** Runs `examples/cluster` on this test's key prefix (a fresh one each time). */
+async function startCluster(env: Record<string, string>): Promise<RunningExample> {
   prefix = `test:${randomUUID()}:`;
-  const child = spawn(process.execPath, ["--conditions=@whisperchat/source", "--import", "tsx", startFile], {
-    env: { ...process.env, NODES: "2", PORT: "0", WHISPER_KEY_PREFIX: prefix, REDIS_URL, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let out = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`cluster did not start: ${out}`)), 30_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /behind (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        // In node order (they may print in any order): node i is the balancer's backend i.
-        const pids = [...out.matchAll(/node (\d+): pid (\d+), http/g)]
-          .sort((x, y) => Number(x[1]) - Number(y[1]))
-          .map((x) => Number(x[2]));
-        for (const pid of pids) {
-          const kill = (signal: NodeJS.Signals) => {
-            try {
-              process.kill(pid, signal);
-            } catch {
-              // already gone
-            }
-          };
-          children.push({ kill } as unknown as ChildProcess);
-        }
-        resolve({ url: m[1], pids, process: child });
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`cluster exited ${code}: ${out}`)));
-  });
+  return runExample({ WHISPER_KEY_PREFIX: prefix, REDIS_URL, ...env }, children);
 }
 
-async function client(url: string, resume?: string) {
-  const c = wrapClient(
-    new WebSocket(`${url.replace("http", "ws")}/whisper${resume ? `?resume=${resume}` : ""}`),
-  );
-  clients.push(c);
-  return { c, welcome: await expectFrame(c, "welcome", 10_000) };
-}
-
-async function pair(url: string) {
-  const a = await client(url);
-  const b = await client(url);
-  a.c.send({ type: "join", location: { lat: 45.46, lng: 9.19 }, rangeKm: 5, name: "Ada" });
-  await expectFrame(a.c, "waiting");
-  b.c.send({ type: "join", location: { lat: 45.47, lng: 9.18 }, rangeKm: 5, name: "Bo" });
-  await expectFrame(b.c, "waiting");
-  await expectFrame(b.c, "matched", 5000);
-  await expectFrame(a.c, "matched", 5000);
-  return { a, b };
-}
+const client = (url: string, resume?: string) => connectClient(clients, url, resume);
+const pair = (url: string) => pairThrough(clients, url);
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -101,21 +48,7 @@ describeRedis("examples/cluster: demo nodes in separate processes on one Redis",
   it("clients on different nodes match and chat, and one resumes through the balancer on the other node", async () => {
     const cluster = await startCluster({});
     expect(cluster.pids).toHaveLength(2);
-    const { a, b } = await pair(cluster.url);
-    a.c.send({ type: "message", id: "1", text: "ciao" });
-    await expectFrame(a.c, "ack");
-    expect((await expectFrame(b.c, "message")).text).toBe("ciao");
-    b.c.send({ type: "message", id: "2", text: "ciao ciao" });
-    await expectFrame(b.c, "ack");
-    expect((await expectFrame(a.c, "message")).text).toBe("ciao ciao");
-    await b.c.drop();
-    await expectFrame(a.c, "partner_away", 5000);
-    a.c.send({ type: "message", id: "3", text: "missed this?" });
-    await expectFrame(a.c, "ack");
-    const b2 = await client(cluster.url, b.welcome.resumeToken);
-    expect(b2.welcome.resumed).toBe(true);
-    expect((await expectFrame(b2.c, "message")).text).toBe("missed this?");
-    await expectFrame(a.c, "partner_back", 5000);
+    await chatThenResumeOnTheOtherNode(clients, cluster.url);
   }, 60_000);
 
   it("a node killed with SIGKILL: its partners are told away, then left after the grace", async () => {

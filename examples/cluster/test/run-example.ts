@@ -1,0 +1,108 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { expectFrame, type TestClient } from "@whisperchat/core/testing";
+import { expect } from "vitest";
+import { WebSocket } from "ws";
+import { wrapClient } from "../../../packages/adapter-ws/test/harness.js";
+
+const startFile = fileURLToPath(new URL("../src/start.ts", import.meta.url));
+
+/** `examples/cluster` running: the balancer's URL, the nodes' pids in node order, the process. */
+export interface RunningExample {
+  url: string;
+  pids: number[];
+  process: ChildProcess;
+}
+
+/**
+ * Runs `examples/cluster` as a user would (`NODES=2`, `PORT=0`, and `env`), and reads what it
+ * prints. Everything it starts (the process and each node's pid) is pushed on `children`, for the
+ * caller to kill.
+ */
+export async function runExample(
+  env: Record<string, string>,
+  children: Pick<ChildProcess, "kill">[],
+): Promise<RunningExample> {
+  const child = spawn(process.execPath, ["--conditions=@whisperchat/source", "--import", "tsx", startFile], {
+    env: { ...process.env, NODES: "2", PORT: "0", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  let out = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cluster did not start: ${out}`)), 30_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /behind (http:\/\/\S+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        // In node order (they may print in any order): node i is the balancer's backend i.
+        const pids = [...out.matchAll(/node (\d+): pid (\d+), http/g)]
+          .sort((x, y) => Number(x[1]) - Number(y[1]))
+          .map((x) => Number(x[2]));
+        for (const pid of pids) {
+          const kill = (signal?: NodeJS.Signals | number) => {
+            try {
+              return process.kill(pid, signal);
+            } catch {
+              return false; // already gone
+            }
+          };
+          children.push({ kill });
+        }
+        resolve({ url: m[1], pids, process: child });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`cluster exited ${code}: ${out}`));
+    });
+  });
+}
+
+/** A WebSocket client through the balancer (resuming when given a token), and its welcome. */
+export async function connectClient(clients: TestClient[], url: string, resume?: string) {
+  const c = wrapClient(
+    new WebSocket(`${url.replace("http", "ws")}/whisper${resume ? `?resume=${resume}` : ""}`),
+  );
+  clients.push(c);
+  return { c, welcome: await expectFrame(c, "welcome", 10_000) };
+}
+
+/** Two clients through the balancer (round robin: on different nodes), matched in Milan. */
+export async function pairThrough(clients: TestClient[], url: string) {
+  const a = await connectClient(clients, url);
+  const b = await connectClient(clients, url);
+  a.c.send({ type: "join", location: { lat: 45.46, lng: 9.19 }, rangeKm: 5, name: "Ada" });
+  await expectFrame(a.c, "waiting");
+  b.c.send({ type: "join", location: { lat: 45.47, lng: 9.18 }, rangeKm: 5, name: "Bo" });
+  await expectFrame(b.c, "waiting");
+  await expectFrame(b.c, "matched", 5000);
+  await expectFrame(a.c, "matched", 5000);
+  return { a, b };
+}
+
+/**
+ * Two clients through the balancer (on different nodes) match and chat both ways; one drops,
+ * misses a message, and resumes through the balancer on the other node, where the message
+ * waits for it.
+ */
+export async function chatThenResumeOnTheOtherNode(clients: TestClient[], url: string): Promise<void> {
+  const { a, b } = await pairThrough(clients, url);
+  a.c.send({ type: "message", id: "1", text: "ciao" });
+  await expectFrame(a.c, "ack");
+  expect((await expectFrame(b.c, "message")).text).toBe("ciao");
+  b.c.send({ type: "message", id: "2", text: "ciao ciao" });
+  await expectFrame(b.c, "ack");
+  expect((await expectFrame(a.c, "message")).text).toBe("ciao ciao");
+  await b.c.drop();
+  await expectFrame(a.c, "partner_away", 5000);
+  a.c.send({ type: "message", id: "3", text: "missed this?" });
+  await expectFrame(a.c, "ack");
+  const b2 = await connectClient(clients, url, b.welcome.resumeToken);
+  expect(b2.welcome.resumed).toBe(true);
+  expect((await expectFrame(b2.c, "message")).text).toBe("missed this?");
+  await expectFrame(a.c, "partner_back", 5000);
+}
