@@ -135,7 +135,7 @@ describe("connectWs", () => {
     const { url } = await serve();
     vi.stubGlobal("WebSocket", undefined);
     await expect(connectWs(url)).rejects.toThrow(
-      /no global WebSocket \(Node 20\); pass one: connectWs\(url, \{ WebSocket \}\) with import \{ WebSocket \} from "ws"/,
+      /no global WebSocket \(Node 20\); pass one: connectWs\(url, \{ WebSocket \}\) with the WebSocket of the ws package/,
     );
     vi.stubGlobal("WebSocket", StandardWebSocket);
     const c = await connectWs(url);

@@ -54,9 +54,7 @@ const MANUAL_HINT =
  * handlers that run in milliseconds, under any test runner.
  *
  * ```ts
- * import { createTestHub } from "@whisperchat/core/testing";
- * import { createMemoryStore } from "@whisperchat/store-memory";
- *
+ * // createMemoryStore: from @whisperchat/store-memory
  * const kit = createTestHub({ store: createMemoryStore, authorize, matchFilter });
  * const ana = await kit.connect({ token: "ana" });
  * await ana.join({ location: { lat: 48.85, lng: 2.35 }, rangeKm: 5 });

@@ -98,7 +98,7 @@ function readRefusal(response: IncomingMessage, done: (refused: Refused) => void
  * (with its status and code when the WebSocket is `ws`'s).
  *
  * ```ts
- * import { WebSocket } from "ws"; // Node 20; Node 22 has a global one
+ * // WebSocket: the ws package's on Node 20; Node 22 has a global one
  * const ana = await connectWs("ws://127.0.0.1:3000/whisper", { WebSocket, token: "ana" });
  * ```
  */
@@ -106,7 +106,7 @@ export async function connectWs(url: string, options: WsConnectOptions = {}): Pr
   const Impl = options.WebSocket ?? (globalThis as { WebSocket?: TestWebSocketConstructor }).WebSocket;
   if (Impl === undefined) {
     throw new TypeError(
-      'connectWs: this runtime has no global WebSocket (Node 20); pass one: connectWs(url, { WebSocket }) with import { WebSocket } from "ws"',
+      "connectWs: this runtime has no global WebSocket (Node 20); pass one: connectWs(url, { WebSocket }) with the WebSocket of the ws package",
     );
   }
   let target: URL;
