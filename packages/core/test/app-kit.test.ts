@@ -217,6 +217,15 @@ describe("createTestHub on the manual clock", () => {
     await k.hub.kick(ana.welcome.user.userId);
     await expect(closing).rejects.toThrow(/closed with 1008 \(kicked\)/);
     await expect(ana.nextFrame()).rejects.toThrow(/closed with 1008/);
+    expect(await ana.expectClose()).toEqual({ code: 1008, reason: "kicked" });
+  });
+
+  it("expectClose fails when the connection stays open", async () => {
+    const k = start();
+    const ana = await k.connect();
+    await expect(ana.expectClose({ timeoutMs: 20 })).rejects.toThrow(
+      /expectClose\(\): still open after 20 ms[^]*every frame received: welcome/,
+    );
   });
 
   it("needs a store, and says how to give one", () => {

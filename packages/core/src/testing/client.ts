@@ -120,7 +120,12 @@ export interface TestChatClient {
    */
   expectFrame<T extends ServerFrame["type"]>(type: T, options?: WaitOptions): Promise<FrameOf<T>>;
 
-  /** Resolves once the connection is closed, by either side or cut. */
+  /**
+   * Resolves with how the connection ended once it is closed; rejects, listing the frames
+   * received, when it is still open after the timeout.
+   */
+  expectClose(options?: WaitOptions): Promise<CloseInfo>;
+  /** Resolves once the connection is closed, by either side or cut (no timeout: see `expectClose`). */
   readonly closed: Promise<CloseInfo>;
   /** How the connection ended; `undefined` while it is open. */
   readonly closeInfo: CloseInfo | undefined;
@@ -415,6 +420,18 @@ export class KitClient implements TestChatClient {
         throw this.failure(`${what}: got error ${frame.code}: ${frame.message}`, [...taken, frame]);
       return false;
     }) as Promise<FrameOf<T>>;
+  }
+
+  async expectClose(options: WaitOptions = {}): Promise<CloseInfo> {
+    const timeoutMs = checkTimeout(options.timeoutMs ?? this.timeoutMs);
+    const timer = deadline(timeoutMs);
+    try {
+      const outcome = await Promise.race([this.closed, timer.expired]);
+      if (outcome === "timeout") throw this.failure(`expectClose(): still open after ${timeoutMs} ms`, []);
+      return outcome;
+    } finally {
+      timer.cancel();
+    }
   }
 
   async close(code = 1000, reason = ""): Promise<CloseInfo> {
