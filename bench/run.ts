@@ -28,7 +28,17 @@ import { type BenchResults, isQuick, RESULTS_DIR } from "./lib/results.js";
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = isQuick();
 /** In the order they run. */
-const SCRIPTS = ["relay", "limiter", "matching", "socketio-relay", "auth-loop", "redis", "soak", "crash"];
+const SCRIPTS = [
+  "relay",
+  "limiter",
+  "matching",
+  "socketio-relay",
+  "auth-loop",
+  "test-kit",
+  "redis",
+  "soak",
+  "crash",
+];
 const onlyArg = process.argv.find((a) => a.startsWith("--only"));
 const onlyValue =
   onlyArg === undefined
