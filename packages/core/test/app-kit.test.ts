@@ -224,7 +224,7 @@ describe("createTestHub on the manual clock", () => {
     const k = start();
     const ana = await k.connect();
     await expect(ana.expectClose({ timeoutMs: 20 })).rejects.toThrow(
-      /expectClose\(\): still open after 20 ms[^]*every frame received: welcome/,
+      /expectClose\(\): still open after 20 ms[\s\S]*every frame received: welcome/,
     );
   });
 
@@ -257,6 +257,20 @@ describe("createTestHub under vitest's fake timers", () => {
     await ben.ping();
     expect(ben.pending()).toEqual([]);
     await vi.advanceTimersByTimeAsync(1_000);
+    expect(await ben.expectFrame("partner_left")).toEqual({
+      type: "partner_left",
+      roomId,
+      reason: "disconnected",
+    });
+  });
+
+  it("the manual clock works alongside fake timers that leave setImmediate real", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] }); // as the READMEs say
+    const k = start({ resumeGraceMs: 30_000 });
+    const { ana, ben, roomId } = await pair(k);
+    await ana.drop();
+    await ben.expectFrame("partner_away");
+    await k.clock.advance(30_000);
     expect(await ben.expectFrame("partner_left")).toEqual({
       type: "partner_left",
       roomId,
