@@ -125,9 +125,9 @@ describe("connectWs", () => {
     const c = await connectWs(url, { WebSocket: StandardWebSocket, token: "ok" });
     expect((await c.ping()).type).toBe("pong");
     await expect(c.drop()).rejects.toThrow(
-      /terminate\(\) needs a WebSocket that has it: pass \{ WebSocket \} from "ws"/,
+      /drop\(\) needs a WebSocket with terminate\(\), which the standard one lacks: pass \{ WebSocket \} from "ws"/,
     );
-    expect(() => c.pause()).toThrow(/pause\(\)/);
+    expect(() => c.pause()).toThrow(/pause\(\) needs a WebSocket with pause\(\)/);
     expect((await c.close()).code).toBe(1000);
   });
 

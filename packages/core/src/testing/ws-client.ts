@@ -56,11 +56,15 @@ interface Refused {
   retryAfterSec: number | undefined;
 }
 
-function extra<K extends keyof WsExtras>(socket: TestWebSocket, name: K): NonNullable<WsExtras[K]> {
+/** Calls `ws`'s own method `name` for the kit's `what`; a standard WebSocket has none. */
+function extra(socket: TestWebSocket, name: "terminate" | "pause" | "resume", what: string): void {
   const fn = (socket as WsExtras)[name];
-  if (typeof fn !== "function")
-    throw new TypeError(`${name}() needs a WebSocket that has it: pass { WebSocket } from "ws" to connectWs`);
-  return fn.bind(socket) as NonNullable<WsExtras[K]>;
+  if (typeof fn !== "function") {
+    throw new TypeError(
+      `${what} needs a WebSocket with ${name}(), which the standard one lacks: pass { WebSocket } from "ws" to connectWs`,
+    );
+  }
+  fn.call(socket);
 }
 
 /** Reads a refused upgrade: status, `Retry-After`, and the `{ code, message }` body. */
@@ -126,10 +130,11 @@ export async function connectWs(url: string, options: WsConnectOptions = {}): Pr
     sendText: (text) => socket.send(text),
     sendBinary: (data) => socket.send(data),
     close: (code, reason) => socket.close(code, reason),
-    drop: () => extra(socket, "terminate")(),
-    pause: () => extra(socket, "pause")(),
+    drop: () => extra(socket, "terminate", "drop()"),
+    pause: () => extra(socket, "pause", "pause()"),
+    // Nothing to resume on a socket that cannot pause (close() resumes before closing).
     resume: () => {
-      if (typeof (socket as WsExtras).resume === "function") extra(socket, "resume")();
+      if (typeof (socket as WsExtras).resume === "function") extra(socket, "resume", "resume()");
     },
   };
   const client = new KitClient(wire, { timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS });
@@ -145,7 +150,7 @@ export async function connectWs(url: string, options: WsConnectOptions = {}): Pr
     once.call(socket, "unexpected-response", (_request, response) => {
       readRefusal(response, (r) => {
         refused = r;
-        extra(socket, "terminate")();
+        extra(socket, "terminate", "a refused handshake");
       });
     });
   }
