@@ -1,4 +1,4 @@
-import type { RoomFrame, SessionRecord } from "@whisperchat/core";
+import { NODE_MEMORY_MS, type RoomFrame, type SessionRecord } from "@whisperchat/core";
 import { createRedisStore, type RedisStore } from "@whisperchat/store-redis";
 import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
@@ -88,7 +88,8 @@ describeRedis("store-redis: expiry", () => {
     await store.exclusions.add("ua", "ub", 60_000);
     await store.nodes.heartbeat("node-1", 60_000);
     await store.bans.add({ userId: "ub", until: Date.now() + 60_000, createdAt: Date.now() });
-    expect(await keysUnder(store.client, store.keyPrefix)).toHaveLength(9);
+    // Ten keys: the heartbeat's two (alive, and when it runs out) among them.
+    expect(await keysUnder(store.client, store.keyPrefix)).toHaveLength(10);
     expect(await keysWithoutTtl(store)).toEqual([]);
     // A takeover keeps the ttl too.
     expect(await store.sessions.takeover("s1", "hash-1", "node-2", "hash-2", 60_000)).toBeDefined();
@@ -145,10 +146,16 @@ describeRedis("store-redis: expiry", () => {
     await store.nodes.heartbeat("node-1", 100);
     await store.bans.add({ userId: "ub", until: Date.now() + 100, createdAt: Date.now() });
     expect(await store.rooms.get("busy")).toBeDefined();
+    // What stays: when the node's heartbeat ran out (NodeStore.deadSince), for a day past it.
+    const untilKey = `${store.keyPrefix}nodeuntil:{node-1}`;
     await eventually(
-      async () => (await keysUnder(store.client, store.keyPrefix)).length === 0,
-      "every key to expire",
+      async () => (await keysUnder(store.client, store.keyPrefix)).join() === untilKey,
+      "every key but the node's last heartbeat to expire",
     );
+    const ttl = await store.client.pttl(untilKey);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(NODE_MEMORY_MS + 100);
+    expect(await store.nodes.deadSince(["node-1"])).toEqual(new Map([["node-1", expect.any(Number)]]));
     expect(await store.rooms.get("busy")).toBeUndefined();
     expect(await store.rooms.history("busy")).toEqual([]);
     expect(await store.sessions.get("s1")).toBeUndefined();

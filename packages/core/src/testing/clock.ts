@@ -20,9 +20,15 @@ interface Armed {
   cancelled: boolean;
 }
 
+/**
+ * The real `setImmediate`, taken when this module loads: a test that fakes timers later (e.g.
+ * `vi.useFakeTimers()`, which fakes `setImmediate` too) must not stop `advance`.
+ */
+const realSetImmediate = globalThis.setImmediate;
+
 /** Lets the event loop run: pending promise reactions, then I/O callbacks, twice. */
 async function settle(): Promise<void> {
-  for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => realSetImmediate(resolve));
 }
 
 /**
