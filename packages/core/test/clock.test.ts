@@ -1,7 +1,7 @@
 // Every timer of a hub runs on its clock: with a manual clock, grace periods, cooldowns and
 // token expiry pass in milliseconds (no real waiting, no fake timers).
 import { createMemoryStore } from "@whisperchat/store-memory";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Connection, ServerFrame, SessionLink, WhisperHub } from "../src/index.js";
 import { createWhisper } from "../src/index.js";
 import { manualClock } from "../src/testing/index.js";
@@ -42,6 +42,23 @@ describe("manualClock", () => {
     expect(clock.now()).toBe(1050);
     expect(clock.pending).toBe(0);
     await expect(clock.advance(-1)).rejects.toThrow(RangeError);
+  });
+});
+
+describe("manualClock beside fake timers", () => {
+  it("advances with every timer faked (setImmediate included)", async () => {
+    const clock = manualClock(0);
+    vi.useFakeTimers();
+    try {
+      let ran = false;
+      clock.after(10, () => {
+        ran = true;
+      });
+      await clock.advance(10);
+      expect(ran).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
