@@ -49,21 +49,27 @@ const MEASURE_MS = quick ? 1000 : 2500;
 const PINGPONG_MS = quick ? 500 : 2000;
 const IDLE_SESSIONS = quick ? 1000 : 5000;
 /** Each measurement is taken this many times, the servers taking turns; the best round counts. */
-const ROUNDS = quick ? 1 : 3;
+const ROUNDS = process.argv.includes("--before-after") ? 5 : quick ? 1 : 3;
 const baselineAt = process.argv.indexOf("--baseline");
 const baselineDir = baselineAt < 0 ? undefined : process.argv[baselineAt + 1];
 if (baselineAt >= 0 && (baselineDir === undefined || baselineDir.startsWith("--")))
   throw new Error("--baseline needs the path of another checkout of this repository");
 /** The servers measured; `whisper-base` is the bare hub of the `--baseline` checkout. */
 type Kind = ServerKind | "whisper-base";
-const KINDS: Kind[] = [
-  "whisper",
-  "whisper-metrics",
-  "whisper-demo",
-  "ws",
-  "socketio",
-  ...(baselineDir === undefined ? [] : (["whisper-base"] as const)),
-];
+/** `--before-after`: only the bare hub of this tree and of the `--baseline` checkout, more rounds. */
+const onlyBeforeAfter = process.argv.includes("--before-after");
+if (onlyBeforeAfter && baselineDir === undefined)
+  throw new Error("--before-after needs --baseline <checkout>");
+const KINDS: Kind[] = onlyBeforeAfter
+  ? ["whisper", "whisper-base"]
+  : [
+      "whisper",
+      "whisper-metrics",
+      "whisper-demo",
+      "ws",
+      "socketio",
+      ...(baselineDir === undefined ? [] : (["whisper-base"] as const)),
+    ];
 const NAMES: Record<Kind, string> = {
   whisper: "WhisperChat (adapter-ws)",
   "whisper-metrics": "WhisperChat with prometheusMetrics",
@@ -244,103 +250,180 @@ try {
 log(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
 const rows: ResultRow[] = [];
-for (const pairs of PAIRS) {
-  const group = `relay ${pairs} pair${pairs === 1 ? "" : "s"}`;
-  const ours = loads.get(`whisper:${pairs}`)!;
+if (!onlyBeforeAfter) {
+  for (const pairs of PAIRS) {
+    const group = `relay ${pairs} pair${pairs === 1 ? "" : "s"}`;
+    const ours = loads.get(`whisper:${pairs}`)!;
+    for (const base of ["ws", "socketio"] as const) {
+      const b = loads.get(`${base}:${pairs}`)!;
+      const baselineName = NAMES[base];
+      rows.push(
+        row({
+          group,
+          metric: `msg/s vs ${baselineName}`,
+          unit: "msg/s",
+          ours: ours.perSec,
+          baseline: b.perSec,
+          baselineName,
+          higherIsBetter: true,
+          target: base === "ws" ? { ratio: 0.6, op: ">=" } : { ratio: 1.0, op: ">=" },
+        }),
+        row({
+          group,
+          metric: `p50 latency vs ${baselineName}`,
+          unit: "ms",
+          ours: ours.p50Ms,
+          baseline: b.p50Ms,
+          baselineName,
+          higherIsBetter: false,
+        }),
+        row({
+          group,
+          metric: `p99 latency vs ${baselineName}`,
+          unit: "ms",
+          ours: ours.p99Ms,
+          baseline: b.p99Ms,
+          baselineName,
+          higherIsBetter: false,
+        }),
+        row({
+          group,
+          metric: `server CPU per message vs ${baselineName}`,
+          unit: "µs",
+          ours: ours.cpuUsPerMsg,
+          baseline: b.cpuUsPerMsg,
+          baselineName,
+          higherIsBetter: false,
+        }),
+      );
+    }
+  }
+  for (const pairs of PAIRS) {
+    const bare = loads.get(`whisper:${pairs}`)!;
+    const metrics = loads.get(`whisper-metrics:${pairs}`)!;
+    const demo = loads.get(`whisper-demo:${pairs}`)!;
+    const suffix = `${pairs} pair${pairs === 1 ? "" : "s"}`;
+    rows.push(
+      row({
+        group: `relay ${suffix}, metrics on`,
+        metric: "server CPU per message vs the bare hub",
+        unit: "µs",
+        ours: metrics.cpuUsPerMsg,
+        baseline: bare.cpuUsPerMsg,
+        baselineName: NAMES.whisper,
+        higherIsBetter: false,
+        target: { ratio: 1.05, op: "<=" },
+      }),
+      row({
+        group: `relay ${suffix}, metrics on`,
+        metric: "msg/s vs the bare hub",
+        unit: "msg/s",
+        ours: metrics.perSec,
+        baseline: bare.perSec,
+        baselineName: NAMES.whisper,
+        higherIsBetter: true,
+      }),
+    );
+    for (const base of ["ws", "socketio"] as const) {
+      const b = loads.get(`${base}:${pairs}`)!;
+      rows.push(
+        row({
+          group: `relay ${suffix}, the demo's configuration`,
+          metric: `msg/s vs ${NAMES[base]}`,
+          unit: "msg/s",
+          ours: demo.perSec,
+          baseline: b.perSec,
+          baselineName: NAMES[base],
+          higherIsBetter: true,
+          target: base === "ws" ? { ratio: 0.8, op: ">=" } : { ratio: 1.0, op: ">=" },
+        }),
+        row({
+          group: `relay ${suffix}, the demo's configuration`,
+          metric: `server CPU per message vs ${NAMES[base]}`,
+          unit: "µs",
+          ours: demo.cpuUsPerMsg,
+          baseline: b.cpuUsPerMsg,
+          baselineName: NAMES[base],
+          higherIsBetter: false,
+        }),
+      );
+    }
+  }
   for (const base of ["ws", "socketio"] as const) {
-    const b = loads.get(`${base}:${pairs}`)!;
+    const ours = pings.get("whisper")!;
+    const b = pings.get(base)!;
     const baselineName = NAMES[base];
+    const group = "unloaded latency (1 in flight)";
     rows.push(
       row({
         group,
-        metric: `msg/s vs ${baselineName}`,
-        unit: "msg/s",
-        ours: ours.perSec,
-        baseline: b.perSec,
-        baselineName,
-        higherIsBetter: true,
-        target: base === "ws" ? { ratio: 0.6, op: ">=" } : { ratio: 1.0, op: ">=" },
-      }),
-      row({
-        group,
-        metric: `p50 latency vs ${baselineName}`,
+        metric: `p50 vs ${baselineName}`,
         unit: "ms",
         ours: ours.p50Ms,
         baseline: b.p50Ms,
         baselineName,
         higherIsBetter: false,
+        ...(base === "ws" ? { target: { ratio: 2, op: "<=" as const } } : {}),
       }),
       row({
         group,
-        metric: `p99 latency vs ${baselineName}`,
+        metric: `p99 vs ${baselineName}`,
         unit: "ms",
         ours: ours.p99Ms,
         baseline: b.p99Ms,
         baselineName,
         higherIsBetter: false,
       }),
+    );
+  }
+  for (const base of ["ws", "socketio"] as const) {
+    const ours = memory.get("whisper")!;
+    const b = memory.get(base)!;
+    const baselineName = NAMES[base];
+    const group = `idle memory (${fmt(IDLE_SESSIONS)} sessions)`;
+    rows.push(
       row({
         group,
-        metric: `server CPU per message vs ${baselineName}`,
-        unit: "µs",
-        ours: ours.cpuUsPerMsg,
-        baseline: b.cpuUsPerMsg,
+        metric: `RSS per session vs ${baselineName}`,
+        unit: "bytes",
+        ours: ours.rssPerSession,
+        baseline: b.rssPerSession,
         baselineName,
         higherIsBetter: false,
+        ...(base === "ws" ? { target: { ratio: 1.5, op: "<=" as const } } : {}),
+      }),
+      row({
+        group,
+        metric: `JS heap + external per session vs ${baselineName}`,
+        unit: "bytes",
+        ours: ours.heapPerSession,
+        baseline: b.heapPerSession,
+        baselineName,
+        higherIsBetter: false,
+      }),
+    );
+  }
+
+  {
+    const demo = memory.get("whisper-demo")!;
+    const b = memory.get("ws")!;
+    rows.push(
+      row({
+        group: `idle memory (${fmt(IDLE_SESSIONS)} sessions)`,
+        metric: `RSS per session, the demo's configuration, vs ${NAMES.ws}`,
+        unit: "bytes",
+        ours: demo.rssPerSession,
+        baseline: b.rssPerSession,
+        baselineName: NAMES.ws,
+        higherIsBetter: false,
+        target: { ratio: 1.5, op: "<=" },
       }),
     );
   }
 }
 for (const pairs of PAIRS) {
   const bare = loads.get(`whisper:${pairs}`)!;
-  const metrics = loads.get(`whisper-metrics:${pairs}`)!;
-  const demo = loads.get(`whisper-demo:${pairs}`)!;
   const suffix = `${pairs} pair${pairs === 1 ? "" : "s"}`;
-  rows.push(
-    row({
-      group: `relay ${suffix}, metrics on`,
-      metric: "server CPU per message vs the bare hub",
-      unit: "µs",
-      ours: metrics.cpuUsPerMsg,
-      baseline: bare.cpuUsPerMsg,
-      baselineName: NAMES.whisper,
-      higherIsBetter: false,
-      target: { ratio: 1.05, op: "<=" },
-    }),
-    row({
-      group: `relay ${suffix}, metrics on`,
-      metric: "msg/s vs the bare hub",
-      unit: "msg/s",
-      ours: metrics.perSec,
-      baseline: bare.perSec,
-      baselineName: NAMES.whisper,
-      higherIsBetter: true,
-    }),
-  );
-  for (const base of ["ws", "socketio"] as const) {
-    const b = loads.get(`${base}:${pairs}`)!;
-    rows.push(
-      row({
-        group: `relay ${suffix}, the demo's configuration`,
-        metric: `msg/s vs ${NAMES[base]}`,
-        unit: "msg/s",
-        ours: demo.perSec,
-        baseline: b.perSec,
-        baselineName: NAMES[base],
-        higherIsBetter: true,
-        target: base === "ws" ? { ratio: 0.8, op: ">=" } : { ratio: 1.0, op: ">=" },
-      }),
-      row({
-        group: `relay ${suffix}, the demo's configuration`,
-        metric: `server CPU per message vs ${NAMES[base]}`,
-        unit: "µs",
-        ours: demo.cpuUsPerMsg,
-        baseline: b.cpuUsPerMsg,
-        baselineName: NAMES[base],
-        higherIsBetter: false,
-      }),
-    );
-  }
   const before = loads.get(`whisper-base:${pairs}`);
   if (before !== undefined) {
     for (const [metric, unit, ours, base, higherIsBetter] of [
@@ -360,77 +443,6 @@ for (const pairs of PAIRS) {
       );
     }
   }
-}
-for (const base of ["ws", "socketio"] as const) {
-  const ours = pings.get("whisper")!;
-  const b = pings.get(base)!;
-  const baselineName = NAMES[base];
-  const group = "unloaded latency (1 in flight)";
-  rows.push(
-    row({
-      group,
-      metric: `p50 vs ${baselineName}`,
-      unit: "ms",
-      ours: ours.p50Ms,
-      baseline: b.p50Ms,
-      baselineName,
-      higherIsBetter: false,
-      ...(base === "ws" ? { target: { ratio: 2, op: "<=" as const } } : {}),
-    }),
-    row({
-      group,
-      metric: `p99 vs ${baselineName}`,
-      unit: "ms",
-      ours: ours.p99Ms,
-      baseline: b.p99Ms,
-      baselineName,
-      higherIsBetter: false,
-    }),
-  );
-}
-for (const base of ["ws", "socketio"] as const) {
-  const ours = memory.get("whisper")!;
-  const b = memory.get(base)!;
-  const baselineName = NAMES[base];
-  const group = `idle memory (${fmt(IDLE_SESSIONS)} sessions)`;
-  rows.push(
-    row({
-      group,
-      metric: `RSS per session vs ${baselineName}`,
-      unit: "bytes",
-      ours: ours.rssPerSession,
-      baseline: b.rssPerSession,
-      baselineName,
-      higherIsBetter: false,
-      ...(base === "ws" ? { target: { ratio: 1.5, op: "<=" as const } } : {}),
-    }),
-    row({
-      group,
-      metric: `JS heap + external per session vs ${baselineName}`,
-      unit: "bytes",
-      ours: ours.heapPerSession,
-      baseline: b.heapPerSession,
-      baselineName,
-      higherIsBetter: false,
-    }),
-  );
-}
-
-{
-  const demo = memory.get("whisper-demo")!;
-  const b = memory.get("ws")!;
-  rows.push(
-    row({
-      group: `idle memory (${fmt(IDLE_SESSIONS)} sessions)`,
-      metric: `RSS per session, the demo's configuration, vs ${NAMES.ws}`,
-      unit: "bytes",
-      ours: demo.rssPerSession,
-      baseline: b.rssPerSession,
-      baselineName: NAMES.ws,
-      higherIsBetter: false,
-      target: { ratio: 1.5, op: "<=" },
-    }),
-  );
 }
 
 const loadCpuMax = Math.max(...[...loads.values()].map((l) => l.loadCpu));
@@ -453,6 +465,6 @@ notes.push(
   `Idle memory: server process RSS and JS heap + external after a full GC, before and after ${fmt(IDLE_SESSIONS)} idle connections (WhisperChat: welcomed, not joined), divided by the count.`,
   `Busiest load-generator process: ${(loadCpuMax * 100).toFixed(0)}% of a core (near 100% means the load, not the server, set the pace).`,
 );
-const path = writeResults("relay", rows, { quick, notes });
+const path = writeResults(onlyBeforeAfter ? "relay-before-after" : "relay", rows, { quick, notes });
 log(`wrote ${path}`);
 if (profile) log(`CPU profile of the WhisperChat server in ${PROFILE_DIR}`);
