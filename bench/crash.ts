@@ -220,7 +220,9 @@ const graceMs = settings?.resumeGraceMs;
 /** A partner whose partner stayed away past the bound must have been told; one back sooner need not. */
 const told = (d: Detection) => d.awayMs !== undefined;
 const owedNotice = (d: Detection) =>
-  told(d) || boundMs === null || d.backMs === undefined || d.backMs > boundMs;
+  (told(d) || boundMs === null || d.backMs === undefined || d.backMs > boundMs) &&
+  // A watcher that gave up its own session within the bound, untold, can no longer be told.
+  (told(d) || boundMs === null || d.watcherGaveUpMs === undefined || d.watcherGaveUpMs > boundMs);
 const detections = f?.detections ?? [];
 /**
  * For a frame that never came, how long it was waited for: from the kill to the end of what the
@@ -228,16 +230,22 @@ const detections = f?.detections ?? [];
  * A lower bound of the latency, so that a miss counts as late, not as "not measured".
  */
 const waitedFor = (d: Detection) =>
-  d.backMs ?? d.leftMs ?? (f === undefined ? 0 : f.elapsedMs + SETTLE_MS - (f.kills[d.kill - 1]?.atMs ?? 0));
+  d.backMs ??
+  d.leftMs ??
+  d.watcherGaveUpMs ??
+  (f === undefined ? 0 : f.elapsedMs + SETTLE_MS - (f.kills[d.kill - 1]?.atMs ?? 0));
 const measured = detections.filter(owedNotice);
 const latencies = measured.map((d) => d.awayMs ?? waitedFor(d)).sort((a, b) => a - b);
 const late = boundMs === null ? 0 : latencies.filter((ms) => ms > boundMs).length;
-const abandoned = detections.filter((d) => d.partnerPlan === "abandon");
+// A watcher that gave up its own session before its partner's room ended cannot be told.
+const abandoned = detections.filter(
+  (d) => d.partnerPlan === "abandon" && (d.watcherGaveUpMs === undefined || d.leftMs !== undefined),
+);
 const leftAfter = abandoned
   .map((d) => (d.leftReason === "disconnected" && d.leftMs !== undefined ? d.leftMs : waitedFor(d)))
   .sort((a, b) => a - b);
 const outcome = (d: Detection) =>
-  `${told(d) ? "away, then " : ""}${d.backMs !== undefined ? "back" : d.leftMs !== undefined ? `left ${d.leftReason}` : "nothing more"}`;
+  `${told(d) ? "away, then " : ""}${d.backMs !== undefined ? "back" : d.leftMs !== undefined ? `left ${d.leftReason}` : d.watcherGaveUpMs !== undefined ? "the watcher gave up its own session" : "nothing more"}`;
 const outcomes: Record<string, number> = {};
 for (const d of detections)
   outcomes[`${d.partnerPlan}: ${outcome(d)}`] = (outcomes[`${d.partnerPlan}: ${outcome(d)}`] ?? 0) + 1;

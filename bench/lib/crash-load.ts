@@ -71,6 +71,11 @@ export interface Detection {
   backMs?: number;
   leftMs?: number;
   leftReason?: string;
+  /**
+   * ms after the kill at which the watched client gave up its own session (a later kill took its
+   * node and it started afresh): from then on nothing of the old room can reach it.
+   */
+  watcherGaveUpMs?: number;
 }
 
 /** A message acked to its sender that its receiver was owed and never got. */
@@ -335,6 +340,9 @@ class Client {
     this.plan = "fast";
     if (!running) return;
     if (plan === "abandon") {
+      // Its watches end: the old room's frames go to the session it gives up, not to it.
+      const now = performance.now();
+      for (const d of this.watching.splice(0)) d.watcherGaveUpMs = now - kills[d.kill - 1]!.at;
       this.token = undefined;
       this.reconnect(false);
     } else if (plan === "late") {
