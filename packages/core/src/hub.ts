@@ -480,6 +480,33 @@ export class WhisperHub extends EventEmitter<HubEvents> {
   }
 
   /** Heartbeat, a retry of a failed bus subscription, and detection of partners whose node died. */
+  /** Sessions not yet audited in this round (see `auditIntervalMs`). */
+  private auditing: Iterator<Session> | undefined;
+  private auditBudget = 0;
+
+  /**
+   * Audits this tick's share of the sessions, so that each is audited once per
+   * `auditIntervalMs`, spread over the heartbeats rather than all at once.
+   */
+  private auditSome(): void {
+    const { auditIntervalMs, nodeHeartbeatMs } = this.settings;
+    if (auditIntervalMs === 0 || this.sessions.size === 0) return;
+    // A fraction carries over: each session is audited once per interval, few sessions or many.
+    this.auditBudget += (this.sessions.size * nodeHeartbeatMs) / auditIntervalMs;
+    let n = Math.floor(this.auditBudget + 1e-9);
+    this.auditBudget -= n;
+    this.auditing ??= this.sessions.values();
+    while (n-- > 0) {
+      let next = this.auditing.next();
+      if (next.done === true) {
+        this.auditing = this.sessions.values(); // the next round
+        next = this.auditing.next();
+        if (next.done === true) return;
+      }
+      next.value.audit();
+    }
+  }
+
   private async tick(): Promise<void> {
     if (this.closing) return;
     if (!this.subscribed && !this.subscribing) {
@@ -496,6 +523,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
         });
     }
     if (await this.liveness.beat()) for (const s of this.sessions.values()) s.reconcile();
+    else this.auditSome();
     const watched = new Map<string, Session[]>();
     for (const s of this.sessions.values()) {
       const p = s.currentPartner();

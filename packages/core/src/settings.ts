@@ -110,6 +110,15 @@ export interface WhisperOptions {
    * is dead: its sessions count as dropped for their partners. @default 2000
    */
   nodeHeartbeatMs?: number;
+  /**
+   * How often each session checks that the store still has what it keeps there (its pool entry,
+   * its room, its record), spread over the interval, and puts back what is missing (a lost room
+   * ends with `partner_left` `lost`). A store that lost its last writes in a failover, or a
+   * cluster master restarted empty, is noticed within it even by sessions that send nothing.
+   * Costs each session one or two store reads per interval. `0` turns it off (losses are then
+   * noticed through this node's heartbeat and through traffic only). @default 60000
+   */
+  auditIntervalMs?: number;
   /** A connection whose unsent output exceeds this many bytes is closed with 1008. @default 1048576 */
   maxBufferedBytes?: number;
   /** Requests a session may have in flight; more are answered `rate_limited`. @default 32 */
@@ -168,6 +177,7 @@ export interface HubSettings {
   readonly maxMailbox: number;
   readonly sessionRecordTtlMs: number;
   readonly nodeHeartbeatMs: number;
+  readonly auditIntervalMs: number;
   readonly maxBufferedBytes: number;
   readonly maxPendingRequests: number;
   readonly maxSessions: number;
@@ -235,6 +245,7 @@ export function resolveSettings(options: WhisperOptions): HubSettings {
     maxMailbox: positive(options.maxMailbox, 256, "maxMailbox"),
     sessionRecordTtlMs: positive(options.sessionRecordTtlMs, 86_400_000, "sessionRecordTtlMs"),
     nodeHeartbeatMs: positive(options.nodeHeartbeatMs, 2000, "nodeHeartbeatMs"),
+    auditIntervalMs: positive(options.auditIntervalMs, 60_000, "auditIntervalMs", true),
     maxBufferedBytes: positive(options.maxBufferedBytes, 1 << 20, "maxBufferedBytes"),
     maxPendingRequests: positive(options.maxPendingRequests, 32, "maxPendingRequests"),
     maxSessions: positive(options.maxSessions, 50_000, "maxSessions"),

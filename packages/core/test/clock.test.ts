@@ -112,3 +112,36 @@ describe("a hub on a manual clock", () => {
     expect(ana.closes).toEqual([4401]);
   });
 });
+
+describe("the periodic audit of what sessions keep in the store", () => {
+  it("puts back a pool entry the store lost (a failover's last writes) and ends a lost room, within auditIntervalMs", async () => {
+    const clock = manualClock();
+    const store = createMemoryStore({ now: clock.now });
+    hub = createWhisper({ store, clock, auditIntervalMs: 10_000, nodeHeartbeatMs: 1000 });
+    const ana = await connect(hub);
+    const ben = await connect(hub);
+    const cleo = await connect(hub);
+    ana.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    ben.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    cleo.link.receive({ type: "join", location: { lat: 40, lng: 40 }, rangeKm: 5 });
+    await clock.advance(0);
+    const matched = ana.frames.find((f) => f.type === "matched");
+    if (matched?.type !== "matched") throw new Error("ana and ben should be matched");
+    // The store loses Cleo's pool entry and Ana and Ben's room; nobody sends anything.
+    const [entry] = await store.pool.candidates(40, 40, 5);
+    expect(entry).toBeDefined();
+    await store.pool.remove(entry?.sessionId as string);
+    await store.rooms.delete(matched.roomId);
+    expect(await store.pool.size()).toBe(0);
+    await clock.advance(10_000);
+    expect(await store.pool.size()).toBe(1);
+    for (const c of [ana, ben]) {
+      expect(c.frames.find((f) => f.type === "partner_left")).toMatchObject({ reason: "lost" });
+    }
+    // And Cleo is found again by a newcomer.
+    const dan = await connect(hub);
+    dan.link.receive({ type: "join", location: { lat: 40, lng: 40 }, rangeKm: 5 });
+    await clock.advance(0);
+    expect(cleo.frames.some((f) => f.type === "matched")).toBe(true);
+  });
+});

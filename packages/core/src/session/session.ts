@@ -206,6 +206,18 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
     });
   }
 
+  /**
+   * The periodic check (`auditIntervalMs`): whether the store still has this session's pool
+   * entry or room, and its record; what is missing is put back (see {@link Session.reconcile}).
+   */
+  audit(): void {
+    this.requests.schedule(async () => {
+      if (this.closed) return;
+      if (this.persisted && (await this.host.store.sessions.get(this.id)) === undefined) this.persist();
+      if (!this.closed) await this.place.reconcile();
+    });
+  }
+
   // ------------------------------------------------------------------------------------------
   // Connections
 
