@@ -71,6 +71,12 @@ export async function stopRedis(child: ChildProcess): Promise<void> {
 /** A private Redis Cluster of three masters. */
 export interface TestCluster {
   readonly ports: readonly number[];
+  /**
+   * Kills the master on `port` (SIGKILL) and starts it again empty: it keeps its place in the
+   * cluster (its node file) and its slots, but none of its data, as a master restarted without
+   * persistence. Resolves once the cluster is ok again.
+   */
+  restartEmpty(port: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -78,24 +84,25 @@ export async function startCluster(): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), "whisper-cluster-"));
   const ports = [await freePort(), await freePort(), await freePort()];
   const children: ChildProcess[] = [];
+  const argsOf = new Map<number, string[]>();
   const stop = async (): Promise<void> => {
     await Promise.all(children.map(stopRedis));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     for (const port of ports) {
-      children.push(
-        await startRedis(port, [
-          "--cluster-enabled",
-          "yes",
-          "--cluster-port",
-          String(await freePort()),
-          "--cluster-config-file",
-          join(dir, `nodes-${port}.conf`),
-          "--dir",
-          dir,
-        ]),
-      );
+      const args = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        String(await freePort()),
+        "--cluster-config-file",
+        join(dir, `nodes-${port}.conf`),
+        "--dir",
+        dir,
+      ];
+      argsOf.set(port, args);
+      children.push(await startRedis(port, args));
     }
     const created = spawnSync(
       "redis-cli",
@@ -111,21 +118,36 @@ export async function startCluster(): Promise<TestCluster> {
     );
     if (created.status !== 0)
       throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
-    // Wait until every node sees the cluster as ok.
-    const deadline = Date.now() + 10_000;
-    for (const port of ports) {
-      for (;;) {
-        const info = spawnSync("redis-cli", ["-p", String(port), "cluster", "info"], {
-          encoding: "utf8",
-        }).stdout;
-        if (info.includes("cluster_state:ok")) break;
-        if (Date.now() > deadline) throw new Error(`cluster node ${port} is not ok: ${info}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+    await clusterOk(ports);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { ports, stop };
+  return {
+    ports,
+    stop,
+    async restartEmpty(port) {
+      const i = ports.indexOf(port);
+      const args = argsOf.get(port);
+      if (i < 0 || args === undefined) throw new Error(`no master on port ${port}`);
+      await stopRedis(children[i] as ChildProcess);
+      children[i] = await startRedis(port, args);
+      await clusterOk(ports);
+    },
+  };
+}
+
+/** Waits until every node sees the cluster as ok. */
+async function clusterOk(ports: readonly number[]): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (const port of ports) {
+    for (;;) {
+      const info = spawnSync("redis-cli", ["-p", String(port), "cluster", "info"], {
+        encoding: "utf8",
+      }).stdout;
+      if (info.includes("cluster_state:ok")) break;
+      if (Date.now() > deadline) throw new Error(`cluster node ${port} is not ok: ${info}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
 }

@@ -8,10 +8,10 @@ import { join } from "node:path";
 import type { ServerFrame } from "@whisperchat/core";
 import { expectFrame, type TestClient } from "@whisperchat/core/testing";
 import { createRedisStore } from "@whisperchat/store-redis";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { startWsHarness, type WsHarness } from "../../adapter-ws/test/harness.js";
-import { freePort, hasRedisServer, startRedis, stopRedis } from "./servers.js";
+import { freePort, hasRedisServer, startCluster, startRedis, stopRedis } from "./servers.js";
 
 const HERE = { lat: 59.33, lng: 18.07 };
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -135,4 +135,80 @@ describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", (
     await expectFrame(c, "matched", 8000);
     for (const x of [a, b, c]) expect(x.pending().filter((f) => f.type === "partner_left")).toEqual([]);
   }, 30_000);
+});
+
+describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted empty under a running node", () => {
+  it("the sessions' audits put back the lost pool entries and end the lost rooms; the node's own heartbeat never noticed", async () => {
+    const cluster = await startCluster();
+    cleanups.push(() => cluster.stop());
+    const client = new Cluster(
+      cluster.ports.map((port) => ({ host: "127.0.0.1", port })),
+      { redisOptions: { maxRetriesPerRequest: 1 }, clusterRetryStrategy: () => 50 },
+    );
+    client.on("error", () => {});
+    cleanups.push(() => client.disconnect());
+    const keyPrefix = "test:part:";
+    const ownerOf = async (key: string): Promise<number> => {
+      const slot = Number(await client.cluster("KEYSLOT", key));
+      const ranges = await client.cluster("SLOTS");
+      const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+      const port = range?.[2]?.[1];
+      if (port === undefined) throw new Error(`no master for slot ${slot}`);
+      return port;
+    };
+    const poolOwner = await ownerOf(`${keyPrefix}{${keyPrefix}pool}:entries`);
+    // A node whose heartbeat key lives on another master: the loss stays out of its own sight.
+    let nodeId = "";
+    for (let i = 0; nodeId === ""; i++) {
+      if ((await ownerOf(`${keyPrefix}node:{n${i}}`)) !== poolOwner) nodeId = `n${i}`;
+    }
+    const store = createRedisStore({ client, keyPrefix, onError: () => {} });
+    const h = await startWsHarness(
+      { store, nodeId, nodeHeartbeatMs: 200, auditIntervalMs: 1000 },
+      {},
+      { closeStore: false },
+    );
+    cleanups.push(() => store.close());
+    cleanups.push(() => h.close());
+
+    // Rooms until one has its key on the pool's master (the one restarted), and one waiting user.
+    const rooms: { a: TestClient; b: TestClient; roomId: string; lost: boolean }[] = [];
+    while (!rooms.some((r) => r.lost)) {
+      const a = await joined(h);
+      const b = await joined(h);
+      const { roomId } = await expectFrame(a, "matched");
+      await expectFrame(b, "matched");
+      rooms.push({ a, b, roomId, lost: (await ownerOf(`${keyPrefix}room:{${roomId}}`)) === poolOwner });
+    }
+    const c = await h.connect();
+    await expectFrame(c, "welcome");
+    c.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
+    await expectFrame(c, "waiting");
+    expect(await store.pool.size()).toBe(1);
+
+    await cluster.restartEmpty(poolOwner); // the audits may put entries back while it restarts
+
+    // Nobody sends anything. Within the audit interval: the lost rooms end for both members...
+    for (const room of rooms.filter((r) => r.lost)) {
+      for (const member of [room.a, room.b]) {
+        expect(await framesOf(member, "partner_left", 1)).toEqual([
+          { type: "partner_left", roomId: room.roomId, reason: "lost" },
+        ]);
+      }
+    }
+    // ... the waiting user is back in the pool and found by a newcomer...
+    const d = await h.connect();
+    await expectFrame(d, "welcome");
+    d.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
+    await expectFrame(d, "waiting");
+    await expectFrame(d, "matched", 8000);
+    await expectFrame(c, "matched", 8000);
+    // ... and a room the restart did not touch carries on.
+    const kept = rooms.find((r) => !r.lost);
+    if (kept !== undefined) {
+      kept.a.send({ type: "message", text: "still here", id: "k" });
+      expect((await expectFrame(kept.a, "ack", 8000)).id).toBe("k");
+      expect((await expectFrame(kept.b, "message")).text).toBe("still here");
+    }
+  }, 60_000);
 });
