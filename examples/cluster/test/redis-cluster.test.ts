@@ -8,7 +8,7 @@ import {
   startCluster,
   type TestCluster,
 } from "../../../packages/store-redis/test/servers.js";
-import { chatThenResumeOnTheOtherNode, runExample } from "./run-example.js";
+import { chatThenResumeOnTheOtherNode, frozenNodeThaws, runExample } from "./run-example.js";
 
 const children: Pick<ChildProcess, "kill">[] = [];
 const clients: TestClient[] = [];
@@ -45,6 +45,11 @@ describe.skipIf(!hasRedisServer)(
       } finally {
         await Promise.all(masters.map((m) => m.quit()));
       }
+    }, 60_000);
+
+    it("a node frozen (SIGSTOP) past its heartbeat: partners are told; when it thaws, its sessions learn it and carry on", async () => {
+      const env = { REDIS_CLUSTER: seeds(), REDIS_URL: "", WHISPER_RESUME_GRACE_MS: "1500" };
+      await frozenNodeThaws(clients, await runExample(env, children));
     }, 60_000);
 
     it("stops with the node's message when no seed node answers", async () => {

@@ -106,3 +106,35 @@ export async function chatThenResumeOnTheOtherNode(clients: TestClient[], url: s
   expect((await expectFrame(b2.c, "message")).text).toBe("missed this?");
   await expectFrame(a.c, "partner_back", 5000);
 }
+
+/**
+ * The second node is frozen (SIGSTOP) past its heartbeat: the partner on the first node is told
+ * `partner_away` within the documented bound, then `partner_left` at the grace (the example
+ * must run with a short `WHISPER_RESUME_GRACE_MS`). Thawed, the frozen node's session learns
+ * that its room is gone without sending anything, and both chat again.
+ */
+export async function frozenNodeThaws(clients: TestClient[], example: RunningExample): Promise<void> {
+  const { a, b } = await pairThrough(clients, example.url); // a on node 0, b on node 1
+  const frozenAt = Date.now();
+  process.kill(example.pids[1] as number, "SIGSTOP");
+  try {
+    await expectFrame(a.c, "partner_away", 12_000);
+    // The documented bound (protocol doc section 6): five heartbeat intervals, 10 s by default.
+    expect(Date.now() - frozenAt).toBeLessThanOrEqual(10_000 + 500);
+    expect((await expectFrame(a.c, "partner_left", 5000)).reason).toBe("disconnected");
+  } finally {
+    process.kill(example.pids[1] as number, "SIGCONT");
+  }
+  // Thawed: b's connection is still open, and its room is gone. b is told within seconds,
+  // without having to send anything, and both can chat again.
+  expect((await expectFrame(b.c, "partner_left", 10_000)).reason).toBe("lost");
+  b.c.send({ type: "join", location: { lat: 45.47, lng: 9.18 }, rangeKm: 5 });
+  await expectFrame(b.c, "waiting");
+  a.c.send({ type: "join", location: { lat: 45.46, lng: 9.19 }, rangeKm: 5 });
+  await expectFrame(a.c, "waiting");
+  await expectFrame(a.c, "matched", 5000);
+  await expectFrame(b.c, "matched", 5000);
+  a.c.send({ type: "message", id: "back", text: "welcome back" });
+  await expectFrame(a.c, "ack");
+  expect((await expectFrame(b.c, "message", 5000)).text).toBe("welcome back");
+}
