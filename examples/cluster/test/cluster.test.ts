@@ -3,12 +3,14 @@ import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import { expectFrame, type TestClient } from "@whisperchat/core/testing";
 import { afterEach, expect, it } from "vitest";
-import { Chatter, deliveryProblems } from "../../../packages/adapter-ws/test/chatter.js";
 import { connect, deleteUnder, describeRedis, REDIS_URL } from "../../../packages/store-redis/test/redis.js";
 import {
   chatThenResumeOnTheOtherNode,
   connectClient,
   frozenNodeThaws,
+  killedMidStream,
+  killedNodeEndsAtGrace,
+  MID_STREAM,
   pairThrough,
   type RunningExample,
   runExample,
@@ -34,7 +36,7 @@ async function startCluster(env: Record<string, string>): Promise<RunningExample
   return runExample({ WHISPER_KEY_PREFIX: prefix, REDIS_URL, ...env }, children);
 }
 
-const client = (url: string, resume?: string) => connectClient(clients, url, resume);
+const _client = (url: string, resume?: string) => connectClient(clients, url, resume);
 const pair = (url: string) => pairThrough(clients, url);
 
 async function freePort(): Promise<number> {
@@ -53,21 +55,7 @@ describeRedis("examples/cluster: demo nodes in separate processes on one Redis",
   }, 60_000);
 
   it("a node killed with SIGKILL: its partners are told away, then left after the grace", async () => {
-    const cluster = await startCluster({ WHISPER_RESUME_GRACE_MS: "1500" });
-    const { a, b } = await pair(cluster.url);
-    // Round robin put a and b on different nodes: kill b's (the second).
-    const killedAt = Date.now();
-    process.kill(cluster.pids[1] as number, "SIGKILL");
-    expect(await b.c.closed).toBe(1006);
-    await expectFrame(a.c, "partner_away", 12_000);
-    // The documented bound (protocol doc section 6): five heartbeat intervals, 10 s by default.
-    expect(Date.now() - killedAt).toBeLessThanOrEqual(10_000 + 500);
-    expect((await expectFrame(a.c, "partner_left", 5000)).reason).toBe("disconnected");
-    // After the grace the dead node's session is over: a late resume gets a fresh session.
-    const late = await client(cluster.url, b.welcome.resumeToken);
-    expect(late.welcome.resumed).toBe(false);
-    late.c.send({ type: "message", id: "x", text: "still there?" });
-    expect((await expectFrame(late.c, "error")).code).toBe("not_in_room");
+    await killedNodeEndsAtGrace(clients, await startCluster({ WHISPER_RESUME_GRACE_MS: "1500" }));
   }, 60_000);
 
   it("a node frozen (SIGSTOP) past its heartbeat: partners are told; when it thaws, its sessions learn it and carry on", async () => {
@@ -75,46 +63,7 @@ describeRedis("examples/cluster: demo nodes in separate processes on one Redis",
   }, 60_000);
 
   it("SIGKILL mid-stream, messages in flight both ways: after a resume nothing acked is lost, duplicated or reordered", async () => {
-    const cluster = await startCluster({
-      WHISPER_RESUME_GRACE_MS: "20000",
-      WHISPER_MSG_PER_SEC: "500",
-      WHISPER_MSG_BURST: "500",
-    });
-    const ws = cluster.url.replace("http", "ws");
-    const a = new Chatter(`${ws}/whisper`, "a");
-    const b = new Chatter(`${ws}/whisper`, "b"); // round robin: a on node 0, b on node 1
-    await Promise.all([a.welcomed, b.welcomed]);
-    a.send({ type: "join", location: { lat: 45.46, lng: 9.19 }, rangeKm: 5 });
-    await a.waitFor((f) => f.type === "waiting");
-    b.send({ type: "join", location: { lat: 45.47, lng: 9.18 }, rangeKm: 5 });
-    const roomId = (await b.waitFor((f) => f.type === "matched")).roomId as string;
-    await a.waitFor((f) => f.type === "matched");
-    a.streaming = true;
-    b.streaming = true;
-    await new Promise((r) => setTimeout(r, 300));
-    const killedAt = Date.now();
-    process.kill(cluster.pids[1] as number, "SIGKILL");
-    await b.closed;
-    b.streaming = false;
-    await new Promise((r) => setTimeout(r, 400)); // a goes on sending to a dead node
-    // b comes back through the balancer (which skips the dead node) with its cursor.
-    const last = b.cursor();
-    expect(last.startsWith(`${roomId}:`)).toBe(true);
-    const b2 = new Chatter(`${ws}/whisper?resume=${b.resumeToken}&last=${encodeURIComponent(last)}`, "b", b);
-    expect((await b2.welcomed).resumed).toBe(true);
-    b2.resendUnacked();
-    b2.streaming = true;
-    await new Promise((r) => setTimeout(r, 600));
-    a.streaming = false;
-    b2.streaming = false;
-    await new Promise((r) => setTimeout(r, 1500));
-    const away = a.frames.find((f) => f.type === "partner_away");
-    if (away !== undefined) expect((away.at as number) - killedAt).toBeLessThanOrEqual(10_000);
-    // Every acked message reached the other side once, in order.
-    expect(deliveryProblems(a, b2)).toEqual([]);
-    expect(deliveryProblems(b2, a)).toEqual([]);
-    a.close();
-    b2.close();
+    await killedMidStream(await startCluster(MID_STREAM));
   }, 60_000);
 
   it("Redis restarted mid-chat: no crash, no acked message lost, service resumes by itself", async () => {

@@ -8,7 +8,14 @@ import {
   startCluster,
   type TestCluster,
 } from "../../../packages/store-redis/test/servers.js";
-import { chatThenResumeOnTheOtherNode, frozenNodeThaws, runExample } from "./run-example.js";
+import {
+  chatThenResumeOnTheOtherNode,
+  frozenNodeThaws,
+  killedMidStream,
+  killedNodeEndsAtGrace,
+  MID_STREAM,
+  runExample,
+} from "./run-example.js";
 
 const children: Pick<ChildProcess, "kill">[] = [];
 const clients: TestClient[] = [];
@@ -45,6 +52,17 @@ describe.skipIf(!hasRedisServer)(
       } finally {
         await Promise.all(masters.map((m) => m.quit()));
       }
+    }, 60_000);
+
+    it("a node killed with SIGKILL: its partners are told away, then left after the grace", async () => {
+      const env = { REDIS_CLUSTER: seeds(), REDIS_URL: "", WHISPER_RESUME_GRACE_MS: "1500" };
+      await killedNodeEndsAtGrace(clients, await runExample(env, children));
+    }, 60_000);
+
+    it("SIGKILL mid-stream, messages in flight both ways: after a resume nothing acked is lost, duplicated or reordered", async () => {
+      await killedMidStream(
+        await runExample({ REDIS_CLUSTER: seeds(), REDIS_URL: "", ...MID_STREAM }, children),
+      );
     }, 60_000);
 
     it("a node frozen (SIGSTOP) past its heartbeat: partners are told; when it thaws, its sessions learn it and carry on", async () => {

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { expectFrame, type TestClient } from "@whisperchat/core/testing";
 import { expect } from "vitest";
 import { WebSocket } from "ws";
+import { Chatter, deliveryProblems } from "../../../packages/adapter-ws/test/chatter.js";
 import { wrapClient } from "../../../packages/adapter-ws/test/harness.js";
 
 const startFile = fileURLToPath(new URL("../src/start.ts", import.meta.url));
@@ -137,4 +138,76 @@ export async function frozenNodeThaws(clients: TestClient[], example: RunningExa
   a.c.send({ type: "message", id: "back", text: "welcome back" });
   await expectFrame(a.c, "ack");
   expect((await expectFrame(b.c, "message", 5000)).text).toBe("welcome back");
+}
+
+/**
+ * The second node is killed (SIGKILL): the partner on the first node is told `partner_away`
+ * within the documented bound, then `partner_left` at the grace (run the example with a short
+ * `WHISPER_RESUME_GRACE_MS`); a resume after the grace gets a fresh session.
+ */
+export async function killedNodeEndsAtGrace(clients: TestClient[], example: RunningExample): Promise<void> {
+  const { a, b } = await pairThrough(clients, example.url);
+  // Round robin put a and b on different nodes: kill b's (the second).
+  const killedAt = Date.now();
+  process.kill(example.pids[1] as number, "SIGKILL");
+  expect(await b.c.closed).toBe(1006);
+  await expectFrame(a.c, "partner_away", 12_000);
+  // The documented bound (protocol doc section 6): five heartbeat intervals, 10 s by default.
+  expect(Date.now() - killedAt).toBeLessThanOrEqual(10_000 + 500);
+  expect((await expectFrame(a.c, "partner_left", 5000)).reason).toBe("disconnected");
+  // After the grace the dead node's session is over: a late resume gets a fresh session.
+  const late = await connectClient(clients, example.url, b.welcome.resumeToken);
+  expect(late.welcome.resumed).toBe(false);
+  late.c.send({ type: "message", id: "x", text: "still there?" });
+  expect((await expectFrame(late.c, "error")).code).toBe("not_in_room");
+}
+
+/** The settings {@link killedMidStream} needs: a long grace, a fast message rate. */
+export const MID_STREAM = {
+  WHISPER_RESUME_GRACE_MS: "20000",
+  WHISPER_MSG_PER_SEC: "500",
+  WHISPER_MSG_BURST: "500",
+};
+
+/**
+ * Two clients stream messages both ways; the second node is killed mid-stream and its client
+ * resumes with its cursor on the first: every acked message reaches the other side once, in
+ * order. Run the example with {@link MID_STREAM}.
+ */
+export async function killedMidStream(example: RunningExample): Promise<void> {
+  const ws = example.url.replace("http", "ws");
+  const a = new Chatter(`${ws}/whisper`, "a");
+  const b = new Chatter(`${ws}/whisper`, "b"); // round robin: a on node 0, b on node 1
+  await Promise.all([a.welcomed, b.welcomed]);
+  a.send({ type: "join", location: { lat: 45.46, lng: 9.19 }, rangeKm: 5 });
+  await a.waitFor((f) => f.type === "waiting");
+  b.send({ type: "join", location: { lat: 45.47, lng: 9.18 }, rangeKm: 5 });
+  const roomId = (await b.waitFor((f) => f.type === "matched")).roomId as string;
+  await a.waitFor((f) => f.type === "matched");
+  a.streaming = true;
+  b.streaming = true;
+  await new Promise((r) => setTimeout(r, 300));
+  const killedAt = Date.now();
+  process.kill(example.pids[1] as number, "SIGKILL");
+  await b.closed;
+  b.streaming = false;
+  await new Promise((r) => setTimeout(r, 400)); // a goes on sending to a dead node
+  // b comes back through the balancer (which skips the dead node) with its cursor.
+  const last = b.cursor();
+  expect(last.startsWith(`${roomId}:`)).toBe(true);
+  const b2 = new Chatter(`${ws}/whisper?resume=${b.resumeToken}&last=${encodeURIComponent(last)}`, "b", b);
+  expect((await b2.welcomed).resumed).toBe(true);
+  b2.resendUnacked();
+  b2.streaming = true;
+  await new Promise((r) => setTimeout(r, 600));
+  a.streaming = false;
+  b2.streaming = false;
+  await new Promise((r) => setTimeout(r, 1500));
+  const away = a.frames.find((f) => f.type === "partner_away");
+  if (away !== undefined) expect((away.at as number) - killedAt).toBeLessThanOrEqual(10_000);
+  // Every acked message reached the other side once, in order.
+  expect(deliveryProblems(a, b2)).toEqual([]);
+  expect(deliveryProblems(b2, a)).toEqual([]);
+  a.close();
+  b2.close();
 }
