@@ -72,15 +72,19 @@ export async function stopRedis(child: ChildProcess): Promise<void> {
 export interface TestCluster {
   readonly ports: readonly number[];
   /**
-   * Kills the master on `port` (SIGKILL) and starts it again empty: it keeps its place in the
-   * cluster (its node file) and its slots, but none of its data, as a master restarted without
-   * persistence. Resolves once the cluster is ok again.
+   * Kills the master on `port` (SIGKILL) and starts it again: it keeps its place in the cluster
+   * (its node file) and its slots; its data only with `persist` (an fsync'd append-only file),
+   * otherwise it comes back empty. Resolves once the cluster is ok again.
    */
-  restartEmpty(port: number): Promise<void>;
+  restart(port: number): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startCluster(): Promise<TestCluster> {
+/**
+ * Starts a three-master cluster on free ports. With `persist`, each master keeps its data in an
+ * append-only file fsync'd on every write, so that a restart keeps it.
+ */
+export async function startCluster(options: { persist?: boolean } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), "whisper-cluster-"));
   const ports = [await freePort(), await freePort(), await freePort()];
   const children: ChildProcess[] = [];
@@ -100,6 +104,9 @@ export async function startCluster(): Promise<TestCluster> {
         join(dir, `nodes-${port}.conf`),
         "--dir",
         dir,
+        ...(options.persist === true
+          ? ["--appendonly", "yes", "--appendfsync", "always", "--appenddirname", `aof-${port}`]
+          : []),
       ];
       argsOf.set(port, args);
       children.push(await startRedis(port, args));
@@ -126,7 +133,7 @@ export async function startCluster(): Promise<TestCluster> {
   return {
     ports,
     stop,
-    async restartEmpty(port) {
+    async restart(port) {
       const i = ports.indexOf(port);
       const args = argsOf.get(port);
       if (i < 0 || args === undefined) throw new Error(`no master on port ${port}`);

@@ -137,30 +137,38 @@ describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", (
   }, 30_000);
 });
 
-describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted empty under a running node", () => {
+/** The port of the master that holds `key`. */
+async function ownerOf(client: Cluster, key: string): Promise<number> {
+  const slot = Number(await client.cluster("KEYSLOT", key));
+  const ranges = await client.cluster("SLOTS");
+  const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+  const port = range?.[2]?.[1];
+  if (port === undefined) throw new Error(`no master for slot ${slot}`);
+  return port;
+}
+
+/** A client of a test cluster, cleaned up after the test. */
+function clusterClient(ports: readonly number[]): Cluster {
+  const client = new Cluster(
+    ports.map((port) => ({ host: "127.0.0.1", port })),
+    { redisOptions: { maxRetriesPerRequest: 1 }, clusterRetryStrategy: () => 50 },
+  );
+  client.on("error", () => {});
+  cleanups.push(() => client.disconnect());
+  return client;
+}
+
+describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under a running node", () => {
   it("the sessions' audits put back the lost pool entries and end the lost rooms; the node's own heartbeat never noticed", async () => {
     const cluster = await startCluster();
     cleanups.push(() => cluster.stop());
-    const client = new Cluster(
-      cluster.ports.map((port) => ({ host: "127.0.0.1", port })),
-      { redisOptions: { maxRetriesPerRequest: 1 }, clusterRetryStrategy: () => 50 },
-    );
-    client.on("error", () => {});
-    cleanups.push(() => client.disconnect());
+    const client = clusterClient(cluster.ports);
     const keyPrefix = "test:part:";
-    const ownerOf = async (key: string): Promise<number> => {
-      const slot = Number(await client.cluster("KEYSLOT", key));
-      const ranges = await client.cluster("SLOTS");
-      const range = ranges.find(([from, to]) => slot >= from && slot <= to);
-      const port = range?.[2]?.[1];
-      if (port === undefined) throw new Error(`no master for slot ${slot}`);
-      return port;
-    };
-    const poolOwner = await ownerOf(`${keyPrefix}{${keyPrefix}pool}:entries`);
+    const poolOwner = await ownerOf(client, `${keyPrefix}{${keyPrefix}pool}:entries`);
     // A node whose heartbeat key lives on another master: the loss stays out of its own sight.
     let nodeId = "";
     for (let i = 0; nodeId === ""; i++) {
-      if ((await ownerOf(`${keyPrefix}node:{n${i}}`)) !== poolOwner) nodeId = `n${i}`;
+      if ((await ownerOf(client, `${keyPrefix}node:{n${i}}`)) !== poolOwner) nodeId = `n${i}`;
     }
     const store = createRedisStore({ client, keyPrefix, onError: () => {} });
     const h = await startWsHarness(
@@ -178,7 +186,12 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted empty 
       const b = await joined(h);
       const { roomId } = await expectFrame(a, "matched");
       await expectFrame(b, "matched");
-      rooms.push({ a, b, roomId, lost: (await ownerOf(`${keyPrefix}room:{${roomId}}`)) === poolOwner });
+      rooms.push({
+        a,
+        b,
+        roomId,
+        lost: (await ownerOf(client, `${keyPrefix}room:{${roomId}}`)) === poolOwner,
+      });
     }
     const c = await h.connect();
     await expectFrame(c, "welcome");
@@ -186,7 +199,7 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted empty 
     await expectFrame(c, "waiting");
     expect(await store.pool.size()).toBe(1);
 
-    await cluster.restartEmpty(poolOwner); // the audits may put entries back while it restarts
+    await cluster.restart(poolOwner); // empty; the audits may put entries back while it restarts
 
     // Nobody sends anything. Within the audit interval: the lost rooms end for both members...
     for (const room of rooms.filter((r) => r.lost)) {
@@ -210,5 +223,47 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted empty 
       expect((await expectFrame(kept.a, "ack", 8000)).id).toBe("k");
       expect((await expectFrame(kept.b, "message")).text).toBe("still here");
     }
+  }, 60_000);
+
+  it("restarted with its data (append-only file): rooms and the pool carry on, nobody is told anything", async () => {
+    const cluster = await startCluster({ persist: true });
+    cleanups.push(() => cluster.stop());
+    const client = clusterClient(cluster.ports);
+    const keyPrefix = "test:kept:";
+    const store = createRedisStore({ client, keyPrefix, onError: () => {} });
+    const h = await startWsHarness(
+      { store, nodeHeartbeatMs: 200, auditIntervalMs: 1000 },
+      {},
+      { closeStore: false },
+    );
+    cleanups.push(() => store.close());
+    cleanups.push(() => h.close());
+    const a = await joined(h);
+    const b = await joined(h);
+    const { roomId } = await expectFrame(a, "matched");
+    await expectFrame(b, "matched");
+    const c = await h.connect();
+    await expectFrame(c, "welcome");
+    c.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
+    await expectFrame(c, "waiting");
+
+    // Restart the masters that hold the pool and the room (SIGKILL: what is on disk is kept).
+    const owners = new Set([
+      await ownerOf(client, `${keyPrefix}{${keyPrefix}pool}:entries`),
+      await ownerOf(client, `${keyPrefix}room:{${roomId}}`),
+    ]);
+    for (const port of owners) await cluster.restart(port);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // past an audit of every session
+
+    a.send({ type: "message", text: "still here", id: "m" });
+    expect((await expectFrame(a, "ack", 8000)).id).toBe("m");
+    expect((await expectFrame(b, "message")).text).toBe("still here");
+    const d = await h.connect();
+    await expectFrame(d, "welcome");
+    d.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
+    await expectFrame(d, "waiting");
+    await expectFrame(d, "matched", 8000);
+    await expectFrame(c, "matched", 8000);
+    for (const x of [a, b, c]) expect(x.pending().filter((f) => f.type === "partner_left")).toEqual([]);
   }, 60_000);
 });
