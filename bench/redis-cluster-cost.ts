@@ -34,6 +34,7 @@ import {
   startRedis,
   stopRedis,
 } from "../packages/store-redis/test/servers.js";
+import { NO_LIMITS } from "./lib/no-limits.js";
 import { redisCounters } from "./lib/redis-util.js";
 import { isQuick, type ResultRow, row, writeResults } from "./lib/results.js";
 
@@ -43,7 +44,6 @@ const MESSAGES = quick ? 100 : 300;
 const WINDOW = 8;
 const TEXT = "x".repeat(100);
 const PREFIX = "whisper:";
-const UNLIMITED = { capacity: 1e9, ratePerSec: 1e9 };
 
 const log = (line: string) => process.stderr.write(`[redis-cluster-cost] ${line}\n`);
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits });
@@ -57,13 +57,7 @@ async function startNode(client: Redis | Cluster): Promise<Node> {
   const store: RedisStore = createRedisStore({ client, keyPrefix: PREFIX });
   const hub: WhisperHub = createWhisper({
     store,
-    messageRate: UNLIMITED,
-    userMessageRate: UNLIMITED,
-    churnRate: UNLIMITED,
-    requestRate: UNLIMITED,
-    guestChurnPerAddress: UNLIMITED,
-    typingRate: UNLIMITED,
-    connectRate: UNLIMITED,
+    ...NO_LIMITS,
   });
   const server: Server = createServer((_req, res) => res.writeHead(404).end());
   const ws: WebSocketAdapter = attachWebSocket(hub, { server });

@@ -31,6 +31,7 @@ import { Server as IoServer, type Socket as ServerSocket } from "socket.io";
 import { type Socket as ClientSocket, io as ioClient } from "socket.io-client";
 import { cpuMicros, fullGc, listenLoopback, serve, spawnWorker, type Worker } from "./lib/ipc.js";
 import { inBatches, withTimeout } from "./lib/load-common.js";
+import { NO_LIMITS } from "./lib/no-limits.js";
 import { isQuick, RESULTS_DIR, type ResultRow, row, writeResults } from "./lib/results.js";
 
 type Kind = "whisper" | "bare";
@@ -43,8 +44,6 @@ const NAMES: Record<Kind, string> = {
 const PAYLOAD_BYTES = 100;
 /** Messages each client keeps in flight. */
 const WINDOW = 8;
-/** Out of the way: the relay, not the limiter, is measured. */
-const UNLIMITED = { capacity: 1e9, ratePerSec: 1e9 };
 const ROLE_ENV = "WHISPERCHAT_SIO_BENCH_ROLE";
 const SELF = fileURLToPath(import.meta.url);
 
@@ -72,14 +71,7 @@ function runServer(): void {
       if (kind === "whisper") {
         hub = createWhisper({
           store: createMemoryStore(),
-          messageRate: UNLIMITED,
-          userMessageRate: UNLIMITED,
-          churnRate: UNLIMITED,
-          requestRate: UNLIMITED,
-          guestChurnPerAddress: UNLIMITED,
-          typingRate: UNLIMITED,
-          // Every client comes from 127.0.0.1: the connection limiter would refuse most of them.
-          connectRate: UNLIMITED,
+          ...NO_LIMITS,
         });
         attachSocketIo(hub, { server, serverOptions });
       } else {

@@ -23,13 +23,12 @@ import { createRedisStore, type RedisStore } from "@whisperchat/store-redis";
 import { Redis } from "ioredis";
 import { Server as IoServer } from "socket.io";
 import { cpuMicros, fullGc, listenLoopback, serve } from "./ipc.js";
+import { NO_LIMITS } from "./no-limits.js";
 import { REDIS_URL } from "./redis-util.js";
 
 /** The servers compared. */
 export type ClusterKind = "whisper" | "socketio";
 
-/** Out of the way: the relay, not the limiter, is measured. */
-const UNLIMITED = { capacity: 1e9, ratePerSec: 1e9 };
 /**
  * Both servers' Redis clients: autopipelining sends the commands of one tick in one write (the
  * store's README recommends it for throughput between nodes); one retry, like a production app.
@@ -46,14 +45,7 @@ function startWhisper(server: HttpServer, prefix: string, nodeId: string): () =>
   const hub: WhisperHub = createWhisper({
     store,
     nodeId,
-    messageRate: UNLIMITED,
-    userMessageRate: UNLIMITED,
-    churnRate: UNLIMITED,
-    requestRate: UNLIMITED,
-    guestChurnPerAddress: UNLIMITED,
-    typingRate: UNLIMITED,
-    // Every client comes from 127.0.0.1: the connection limiter would refuse most of them.
-    connectRate: UNLIMITED,
+    ...NO_LIMITS,
   });
   const ws: WebSocketAdapter = attachWebSocket(hub, { server });
   whisper = hub;

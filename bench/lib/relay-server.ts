@@ -30,10 +30,9 @@ import { createMemoryStore } from "@whisperchat/store-memory";
 import { Server as IoServer, type Socket } from "socket.io";
 import { type WebSocket, WebSocketServer } from "ws";
 import { cpuMicros, fullGc, listenLoopback, serve } from "./ipc.js";
+import { NO_LIMITS } from "./no-limits.js";
 import { isWhisper, type ServerKind } from "./relay-config.js";
 
-/** Out of the way: the relay, not the limiter, is measured. */
-const UNLIMITED = { capacity: 1e9, ratePerSec: 1e9 };
 
 let http: HttpServer | undefined;
 let hub: WhisperHub | undefined;
@@ -51,14 +50,7 @@ function startWhisper(server: HttpServer, kind: ServerKind): void {
     ...(jwt === undefined
       ? {}
       : { authenticate: jwt.authenticate, reauthenticate: jwt.reauthenticate, authorize: rolePolicy({}) }),
-    messageRate: UNLIMITED,
-    userMessageRate: UNLIMITED,
-    churnRate: UNLIMITED,
-    requestRate: UNLIMITED,
-    guestChurnPerAddress: UNLIMITED,
-    typingRate: UNLIMITED,
-    // Every client comes from 127.0.0.1: the connection limiter would refuse most of them.
-    connectRate: UNLIMITED,
+    ...NO_LIMITS,
   });
   attachWebSocket(hub, { server });
   if (kind !== "whisper") prometheusMetrics(hub);

@@ -22,8 +22,7 @@ import { attachWebSocket, type WebSocketAdapter } from "@whisperchat/adapter-ws"
 import { createWhisper, type WhisperHub } from "@whisperchat/core";
 import { createMemoryStore } from "@whisperchat/store-memory";
 import { cpuMicros, fullGc, listenLoopback, serve } from "./ipc.js";
-
-const UNLIMITED = { capacity: 1e9, ratePerSec: 1e9 };
+import { NO_LIMITS } from "./no-limits.js";
 
 let http: HttpServer | undefined;
 let hub: WhisperHub | undefined;
@@ -55,13 +54,7 @@ serve({
     server.maxConnections = 100_000;
     hub = createWhisper({
       store: createMemoryStore(),
-      messageRate: UNLIMITED,
-      userMessageRate: UNLIMITED,
-      churnRate: UNLIMITED,
-      requestRate: UNLIMITED,
-      guestChurnPerAddress: UNLIMITED,
-      typingRate: UNLIMITED,
-      connectRate: UNLIMITED,
+      ...NO_LIMITS,
     });
     hub.on("sessionOpened", () => {
       counts.opened++;

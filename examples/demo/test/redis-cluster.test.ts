@@ -3,8 +3,6 @@ import { expectFrame } from "@whisperchat/core/testing";
 import type { RedisStore } from "@whisperchat/store-redis";
 import { Cluster, Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { WebSocket } from "ws";
-import { wrapClient } from "../../../packages/adapter-ws/test/harness.js";
 import {
   freePort,
   hasRedisServer,
@@ -13,6 +11,7 @@ import {
 } from "../../../packages/store-redis/test/servers.js";
 import { ConfigError, readConfig } from "../src/config.js";
 import { type Demo, startDemo } from "../src/server.js";
+import { pairAcrossNodes } from "./cross-node.js";
 
 describe("REDIS_CLUSTER", () => {
   it("reads seed nodes as host:port separated by commas, IPv6 hosts in brackets", () => {
@@ -94,16 +93,7 @@ describe.skipIf(!hasRedisServer)("demo with WHISPER_STORE=redis on a three-maste
     expect((n1.store as RedisStore).client).toBeInstanceOf(Cluster);
     expect(await (n1.store as RedisStore).pubsubMode()).toBe("sharded");
 
-    const a = wrapClient(new WebSocket(`${n1.url.replace("http", "ws")}/whisper`));
-    const b = wrapClient(new WebSocket(`${n2.url.replace("http", "ws")}/whisper`));
-    await expectFrame(a, "welcome");
-    await expectFrame(b, "welcome");
-    a.send({ type: "join", location: { lat: 59.33, lng: 18.07 }, rangeKm: 5, name: "Ada" });
-    await expectFrame(a, "waiting");
-    b.send({ type: "join", location: { lat: 59.34, lng: 18.06 }, rangeKm: 5, name: "Bo" });
-    await expectFrame(b, "waiting");
-    expect((await expectFrame(b, "matched")).partner.name).toBe("Ada");
-    expect((await expectFrame(a, "matched")).partner.name).toBe("Bo");
+    const { a, b } = await pairAcrossNodes(n1, n2);
     for (let i = 0; i < 3; i++) {
       a.send({ type: "message", id: `a${i}`, text: `hej ${i}` });
       await expectFrame(a, "ack");

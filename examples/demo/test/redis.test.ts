@@ -7,6 +7,7 @@ import { pair } from "../../../packages/adapter-ws/test/resume-attacks.js";
 import { connect, deleteUnder, describeRedis, REDIS_URL } from "../../../packages/store-redis/test/redis.js";
 import { readConfig } from "../src/config.js";
 import { type Demo, startDemo } from "../src/server.js";
+import { pairAcrossNodes } from "./cross-node.js";
 
 const demos: Demo[] = [];
 const prefix = `test:${randomUUID()}:`;
@@ -30,16 +31,7 @@ describeRedis("demo with WHISPER_STORE=redis", () => {
   it("two demo nodes on one Redis match and relay between their clients", async () => {
     const [n1, n2] = [await node(), await node()];
     expect((await fetch(`${n1.url}/healthz`)).status).toBe(200);
-    const a = wrapClient(new WebSocket(`${n1.url.replace("http", "ws")}/whisper`));
-    const b = wrapClient(new WebSocket(`${n2.url.replace("http", "ws")}/whisper`));
-    await expectFrame(a, "welcome");
-    await expectFrame(b, "welcome");
-    a.send({ type: "join", location: { lat: 59.33, lng: 18.07 }, rangeKm: 5, name: "Ada" });
-    await expectFrame(a, "waiting");
-    b.send({ type: "join", location: { lat: 59.34, lng: 18.06 }, rangeKm: 5, name: "Bo" });
-    await expectFrame(b, "waiting");
-    expect((await expectFrame(b, "matched")).partner.name).toBe("Ada");
-    await expectFrame(a, "matched");
+    const { a, b } = await pairAcrossNodes(n1, n2);
     a.send({ type: "message", id: "1", text: "hej" });
     await expectFrame(a, "ack");
     expect((await expectFrame(b, "message")).text).toBe("hej");

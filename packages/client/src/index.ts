@@ -1,22 +1,3 @@
-export type {
-  Ack,
-  ClientState,
-  DisconnectInfo,
-  JoinOptions,
-  LifecycleEvents,
-  Pong,
-  ReconnectAttempt,
-  SendOptions,
-  ServerFrameEvents,
-  StateChange,
-  TokenRefresh,
-  Waiting,
-  WebSocketConstructor,
-  WebSocketLike,
-  Welcome,
-  WhisperClientEvents,
-  WhisperClientOptions,
-} from "./client.js";
 export { createClient, WhisperClient } from "./client.js";
 export type { Listener } from "./emitter.js";
 export type { ClientErrorCode, ClientSideErrorCode, WhisperClientErrorOptions } from "./errors.js";
@@ -48,3 +29,22 @@ export { backoffDelay, DEFAULT_RECONNECT, RECONNECT_CLOSE_CODES, shouldReconnect
 export type { ResumeStorage, WebStorageLike } from "./storage.js";
 export { webStorage } from "./storage.js";
 export { tokenExpiry } from "./token.js";
+export type {
+  Ack,
+  ClientState,
+  DisconnectInfo,
+  JoinOptions,
+  LifecycleEvents,
+  Pong,
+  ReconnectAttempt,
+  SendOptions,
+  ServerFrameEvents,
+  StateChange,
+  TokenRefresh,
+  Waiting,
+  WebSocketConstructor,
+  WebSocketLike,
+  Welcome,
+  WhisperClientEvents,
+  WhisperClientOptions,
+} from "./types.js";

@@ -43,6 +43,39 @@ async function framesOf(
   return got;
 }
 
+const SYDNEY = { lat: -33.9, lng: 151.2 };
+
+/** A user waiting alone in Sydney (nobody near it). */
+async function waitingAlone(h: WsHarness): Promise<TestClient> {
+  const c = await h.connect();
+  await expectFrame(c, "welcome");
+  c.send({ type: "join", location: SYDNEY, rangeKm: 5 });
+  await expectFrame(c, "waiting");
+  return c;
+}
+
+/** A newcomer in Sydney is matched with `waiting`: its entry is in the pool. */
+async function newcomerFinds(h: WsHarness, waiting: TestClient): Promise<void> {
+  const d = await h.connect();
+  await expectFrame(d, "welcome");
+  d.send({ type: "join", location: SYDNEY, rangeKm: 5 });
+  await expectFrame(d, "waiting");
+  await expectFrame(d, "matched", 8000);
+  await expectFrame(waiting, "matched", 8000);
+}
+
+/** After a restart that kept the data: the pair chats on, the waiting user is found, nobody is told. */
+async function carriesOn(
+  h: WsHarness,
+  { a, b, c }: { a: TestClient; b: TestClient; c: TestClient },
+): Promise<void> {
+  a.send({ type: "message", text: "still here", id: "m" });
+  expect((await expectFrame(a, "ack", 8000)).id).toBe("m");
+  expect((await expectFrame(b, "message")).text).toBe("still here");
+  await newcomerFinds(h, c);
+  for (const x of [a, b, c]) expect(x.pending().filter((f) => f.type === "partner_left")).toEqual([]);
+}
+
 /**
  * A private redis-server (started with `args`) and a node on it; `restart()` kills the server
  * (SIGKILL) and starts it again with the same arguments.
@@ -75,10 +108,7 @@ describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", (
     const b = await joined(h);
     const { roomId } = await expectFrame(a, "matched");
     await expectFrame(b, "matched");
-    const c = await h.connect();
-    await expectFrame(c, "welcome");
-    c.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
-    await expectFrame(c, "waiting");
+    const c = await waitingAlone(h);
 
     await restart(); // empty: nothing was saved
 
@@ -88,12 +118,7 @@ describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", (
       expect(left).toEqual([{ type: "partner_left", roomId, reason: "lost" }]);
     }
     // c is back in the pool: a newcomer near c is matched with it.
-    const d = await h.connect();
-    await expectFrame(d, "welcome");
-    d.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
-    await expectFrame(d, "waiting");
-    await expectFrame(d, "matched", 8000);
-    await expectFrame(c, "matched", 8000);
+    await newcomerFinds(h, c);
     // And the members of the lost room can pair again.
     a.send({ type: "join", location: HERE, rangeKm: 5 });
     await expectFrame(a, "waiting");
@@ -116,24 +141,12 @@ describe.skipIf(!hasRedisServer)("Redis restarted empty under a running node", (
     const b = await joined(h);
     await expectFrame(a, "matched");
     await expectFrame(b, "matched");
-    const c = await h.connect();
-    await expectFrame(c, "welcome");
-    c.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
-    await expectFrame(c, "waiting");
+    const c = await waitingAlone(h);
 
     await restart(); // SIGKILL: what is on disk is what an fsync'd AOF kept
     await new Promise((resolve) => setTimeout(resolve, 1000)); // a few heartbeats after the restart
 
-    a.send({ type: "message", text: "still here", id: "m" });
-    expect((await expectFrame(a, "ack", 8000)).id).toBe("m");
-    expect((await expectFrame(b, "message")).text).toBe("still here");
-    const d = await h.connect();
-    await expectFrame(d, "welcome");
-    d.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
-    await expectFrame(d, "waiting");
-    await expectFrame(d, "matched", 8000);
-    await expectFrame(c, "matched", 8000);
-    for (const x of [a, b, c]) expect(x.pending().filter((f) => f.type === "partner_left")).toEqual([]);
+    await carriesOn(h, { a, b, c });
   }, 30_000);
 });
 
@@ -204,10 +217,7 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under 
         lost: (await ownerOf(client, `${keyPrefix}room:{${roomId}}`)) === poolOwner,
       });
     }
-    const c = await h.connect();
-    await expectFrame(c, "welcome");
-    c.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
-    await expectFrame(c, "waiting");
+    const c = await waitingAlone(h);
     expect(await store.pool.size()).toBe(1);
 
     await cluster.restart(poolOwner); // empty; the audits may put entries back while it restarts
@@ -221,12 +231,7 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under 
       }
     }
     // ... the waiting user is back in the pool and found by a newcomer...
-    const d = await h.connect();
-    await expectFrame(d, "welcome");
-    d.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
-    await expectFrame(d, "waiting");
-    await expectFrame(d, "matched", 8000);
-    await expectFrame(c, "matched", 8000);
+    await newcomerFinds(h, c);
     // ... and a room the restart did not touch carries on.
     const kept = rooms.find((r) => !r.lost);
     if (kept !== undefined) {
@@ -253,10 +258,7 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under 
     const b = await joined(h);
     const { roomId } = await expectFrame(a, "matched");
     await expectFrame(b, "matched");
-    const c = await h.connect();
-    await expectFrame(c, "welcome");
-    c.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
-    await expectFrame(c, "waiting");
+    const c = await waitingAlone(h);
 
     // Restart the masters that hold the pool and the room (SIGKILL: what is on disk is kept).
     const owners = new Set([
@@ -266,15 +268,6 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under 
     for (const port of owners) await cluster.restart(port);
     await new Promise((resolve) => setTimeout(resolve, 1500)); // past an audit of every session
 
-    a.send({ type: "message", text: "still here", id: "m" });
-    expect((await expectFrame(a, "ack", 8000)).id).toBe("m");
-    expect((await expectFrame(b, "message")).text).toBe("still here");
-    const d = await h.connect();
-    await expectFrame(d, "welcome");
-    d.send({ type: "join", location: { lat: -33.9, lng: 151.2 }, rangeKm: 5 });
-    await expectFrame(d, "waiting");
-    await expectFrame(d, "matched", 8000);
-    await expectFrame(c, "matched", 8000);
-    for (const x of [a, b, c]) expect(x.pending().filter((f) => f.type === "partner_left")).toEqual([]);
+    await carriesOn(h, { a, b, c });
   }, 60_000);
 });
