@@ -33,7 +33,6 @@ import { cpuMicros, fullGc, listenLoopback, serve } from "./ipc.js";
 import { NO_LIMITS } from "./no-limits.js";
 import { isWhisper, type ServerKind } from "./relay-config.js";
 
-
 let http: HttpServer | undefined;
 let hub: WhisperHub | undefined;
 
