@@ -226,6 +226,14 @@ describe("createJwtAuth with a shared secret", () => {
     expect(short.expiresAt).toBe(NOW + 5000);
   });
 
+  it("a token signed late in a second still lives its whole lifetime (exp rounded up)", async () => {
+    const late = secretAuth({ now: () => NOW + 999, clockToleranceSec: 0 });
+    const signed = await late.sign({ userId: "u2", name: "Carol", roles: [] }, { expiresInSec: 1 });
+    expect(signed.expiresAt).toBe(NOW + 2000);
+    const verified = await late.verify(signed.token);
+    expect(verified.payload).toMatchObject({ iat: NOW_SEC, exp: NOW_SEC + 2 });
+  });
+
   it("rejects configuration mistakes at once", () => {
     expect(() => createJwtAuth({})).toThrow(TypeError);
     expect(() => createJwtAuth({ secret: "short" })).toThrow(/at least 32 bytes/);

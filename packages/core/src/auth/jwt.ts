@@ -143,7 +143,11 @@ export type TokenSubject = Pick<Identity, "userId" | "name" | "roles">;
 
 /** Options of one {@link JwtAuth.sign} call. */
 export interface SignTokenOptions {
-  /** The token's lifetime, in seconds. @default the `tokenTtlSec` option */
+  /**
+   * The token's lifetime, in seconds: `exp` is the first whole second at least this long
+   * after signing, so the token lives between `expiresInSec` and `expiresInSec + 1` seconds.
+   * @default the `tokenTtlSec` option
+   */
   expiresInSec?: number;
   /** Extra claims; the identity claims and registered claims (`iss`, `aud`, `iat`, `exp`) win over them. @default none */
   claims?: Record<string, unknown>;
@@ -328,8 +332,11 @@ export function createJwtAuth(options: JwtAuthOptions): JwtAuth {
     }
     const ttl = signOptions.expiresInSec ?? tokenTtlSec;
     checkTtl(ttl, "expiresInSec");
-    const issuedAt = Math.floor(now() / 1000);
-    const expiresAtSec = issuedAt + Math.ceil(ttl);
+    const at = now();
+    const issuedAt = Math.floor(at / 1000);
+    // `exp` is in whole seconds: rounded up, so the token lives at least `ttl` seconds
+    // (rounded down from `iat`, a 1 s token signed at x.999 s would be expired 1 ms later).
+    const expiresAtSec = Math.ceil((at + ttl * 1000) / 1000);
     const body: Record<string, unknown> = structuredClone(signOptions.claims ?? {});
     for (const registered of ["iss", "aud", "iat", "exp", "nbf", "sub", "jti"]) delete body[registered];
     setClaim(body, claims.userId, subject.userId);
