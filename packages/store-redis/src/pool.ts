@@ -62,7 +62,7 @@ export interface SearchPlan {
 }
 
 /** Longitude as Redis GEO handles it well: 180 is spelt -180 (the same meridian). */
-function geoLng(lng: number): number {
+export function geoLng(lng: number): number {
   return lng === 180 ? -180 : lng;
 }
 
@@ -124,7 +124,7 @@ export function searchPlan(
 }
 
 /** The tier of a range: 1-based index of the first bound >= rangeKm (the last tier is open). */
-function tierOf(rangeKm: number, tierBoundsKm: readonly number[]): number {
+export function tierOf(rangeKm: number, tierBoundsKm: readonly number[]): number {
   for (let i = 0; i < tierBoundsKm.length; i++) {
     if (rangeKm <= (tierBoundsKm[i] as number)) return i + 1;
   }
@@ -135,7 +135,7 @@ function tierOf(rangeKm: number, tierBoundsKm: readonly number[]): number {
 // An entry's value in the entries hash is "<tier> <range> <JSON>" (tier 0: polar). In its GEO
 // set, an entry is the member "<range>:<sessionId>", so that a search can check each member's
 // own range without another lookup. A polar entry is "<lat> <lng> <range>" in the polar hash.
-const UNINDEX = `
+export const UNINDEX = `
 local function unindex(value, id)
   local t, r = string.match(value, '^(%d+) (%S+) ')
   t = tonumber(t)
@@ -147,19 +147,25 @@ local function unindex(value, id)
 end
 `;
 
-// ARGV: sessionId, tier, lng (GEO spelling), lat, range, entry JSON.
+// Stores (or replaces) an entry: ARGV = sessionId, tier, lng (GEO spelling), lat, range, entry JSON.
+export const PUT = `
+local function put()
+  local id, tier, range = ARGV[1], tonumber(ARGV[2]), ARGV[5]
+  local old = redis.call('HGET', KEYS[1], id)
+  if old then unindex(old, id) end
+  redis.call('HSET', KEYS[1], id, ARGV[2] .. ' ' .. range .. ' ' .. ARGV[6])
+  if tier == 0 then
+    redis.call('HSET', KEYS[2], id, ARGV[4] .. ' ' .. ARGV[3] .. ' ' .. range)
+  else
+    redis.call('GEOADD', KEYS[2 + tier], ARGV[3], ARGV[4], range .. ':' .. id)
+  end
+end
+`;
+
 const ADD = script(
   "pool.add",
-  `${UNINDEX}
-local id, tier, range = ARGV[1], tonumber(ARGV[2]), ARGV[5]
-local old = redis.call('HGET', KEYS[1], id)
-if old then unindex(old, id) end
-redis.call('HSET', KEYS[1], id, ARGV[2] .. ' ' .. range .. ' ' .. ARGV[6])
-if tier == 0 then
-  redis.call('HSET', KEYS[2], id, ARGV[4] .. ' ' .. ARGV[3] .. ' ' .. range)
-else
-  redis.call('GEOADD', KEYS[2 + tier], ARGV[3], ARGV[4], range .. ':' .. id)
-end
+  `${UNINDEX}${PUT}
+put()
 return 1
 `,
 );
@@ -194,7 +200,7 @@ return 1
 // 'inf'), and last '1' to check the polar entries or '0' to skip them. A member found at distance d (Redis's metric, from the centre) is kept when
 // d <= min(its range, the newcomer's range) converted like the plan's radii: only the extras
 // that quantisation and the pole detour let through remain.
-const CANDIDATES = script(
+export const CANDIDATES = script(
   "pool.candidates",
   `
 local function num(text)
@@ -254,11 +260,11 @@ return out
 );
 
 /** A number as the scripts read it (Lua's tonumber, or 'inf'). */
-function numArg(value: number): number | "inf" {
+export function numArg(value: number): number | "inf" {
   return Number.isFinite(value) ? value : "inf";
 }
 
-function entryOf(value: string): PoolEntry {
+export function entryOf(value: string): PoolEntry {
   return parse<PoolEntry>(value.slice(value.indexOf(" ", value.indexOf(" ") + 1) + 1));
 }
 

@@ -1,5 +1,6 @@
 import type { Store } from "@whisperchat/core";
 import { type PubSubMode, RedisBus } from "./bus.js";
+import { checkLevels, DEFAULT_POOL_LEVELS } from "./cells.js";
 import { RedisExclusions } from "./exclusions.js";
 import { makeKeys } from "./keys.js";
 import { RedisLimiter } from "./limiter.js";
@@ -8,6 +9,7 @@ import { RedisAccounts, RedisBans, RedisMailbox, RedisNodes, RedisSessions } fro
 import { attempt, isCluster, type RedisClient } from "./redis.js";
 import { RedisRelay } from "./relay.js";
 import { RedisRooms } from "./rooms.js";
+import { type PoolShardingOptions, ShardedRedisPool } from "./sharded-pool.js";
 
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions {
@@ -42,6 +44,18 @@ export interface RedisStoreOptions {
    * @default [1, 3, 10, 30, 100, 300, 1000, 3000]
    */
   poolTiersKm?: readonly number[];
+  /**
+   * How the waiting pool is laid out. `false`: one hash tag (`{<prefix>pool}`), one script per
+   * step of a join; fastest on one Redis server, but on a Redis Cluster every join goes to the
+   * one master that owns that tag. `true` or options: split by geography into cells of a grid,
+   * each its own hash tag, so that joins spread over the masters (a join touches the cells its
+   * range reaches, a few per level, and claims across cells with reservations; see
+   * docs/scaling.md, "The geo-sharded pool"). `"auto"`: sharded on a Cluster client, one tag on
+   * one server. Every node must use the same layout, and it may only change while the pool is
+   * empty (or with a new key prefix).
+   * @default "auto"
+   */
+  poolSharding?: "auto" | boolean | PoolShardingOptions;
   /**
    * Pub/sub flavour of the bus. `"auto"` uses sharded pub/sub (SPUBLISH/SSUBSCRIBE) when the
    * server has it (Redis 7) and classic PUBLISH/SUBSCRIBE otherwise. Every node must end up with
@@ -141,6 +155,14 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     );
   }
   const keys = makeKeys(keyPrefix, tiers);
+  const sharding = options.poolSharding ?? "auto";
+  const sharded = sharding === "auto" ? isCluster(client) : sharding !== false;
+  const shardOptions: PoolShardingOptions = typeof sharding === "object" && sharding !== null ? sharding : {};
+  const leaseMs = shardOptions.leaseMs ?? 5000;
+  if (!(Number.isFinite(leaseMs) && leaseMs > 0)) {
+    throw new RangeError(`createRedisStore: poolSharding.leaseMs must be a positive number, got ${leaseMs}`);
+  }
+  const levels = checkLevels(shardOptions.levels ?? DEFAULT_POOL_LEVELS);
   const bus = new RedisBus(client, keys, {
     pubsub,
     onHandlerError: options.onHandlerError ?? logHandlerError,
@@ -150,7 +172,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   return {
     client,
     keyPrefix,
-    pool: new RedisPool(client, keys, tiers),
+    pool: sharded
+      ? new ShardedRedisPool(client, keyPrefix, tiers, levels, leaseMs)
+      : new RedisPool(client, keys, tiers),
     rooms: new RedisRooms(client, keys, roomTtlMs),
     exclusions: new RedisExclusions(client, keys),
     bus,

@@ -4,6 +4,7 @@ import { createRedisStore, type RedisStore } from "@whisperchat/store-redis";
 import { Cluster } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startWsClusterNode } from "../../adapter-ws/test/harness.js";
+import { candidatesOracle, cornerCrowd, edgePoints, hardPoints, joinStorm } from "./pool-checks.js";
 import { deleteUnder, testPrefix } from "./redis.js";
 import { hasRedisServer, startCluster, type TestCluster } from "./servers.js";
 
@@ -71,43 +72,89 @@ describeCluster("store-redis on Redis Cluster", () => {
     { name: "adapter-ws on Redis Cluster: cluster conformance" },
   );
 
-  it("the keys of one store spread over the masters, the pool on one slot", async () => {
-    const store = open();
-    for (let i = 0; i < 30; i++) {
-      await store.sessions.put(
-        {
+  it("the geo-sharded pool over three masters: candidates hold every eligible entry (poles, antimeridian, cell edges)", async () => {
+    const { pool } = open();
+    expect(
+      await candidatesOracle(pool, { seed: 31, points: hardPoints, entries: 600, queries: 200 }),
+    ).toBeGreaterThan(300);
+    expect(
+      await candidatesOracle(pool, { seed: 32, points: edgePoints, entries: 600, queries: 200 }),
+    ).toBeGreaterThan(300);
+  }, 120_000);
+
+  it("the geo-sharded pool over three masters: joins racing through three nodes' clients match nobody twice and leave no eligible pair waiting", async () => {
+    const clients = [connectCluster(), connectCluster(), connectCluster()];
+    extraClients.push(...clients);
+    // Each storm in a pool of its own.
+    const nodes = () => {
+      const keyPrefix = testPrefix();
+      return clients.map((c) => open(c, keyPrefix));
+    };
+    const spread = await joinStorm(nodes(), { joins: 400, seed: 41 });
+    expect(spread.matched).toBeGreaterThan(80);
+    const crowd = await joinStorm(nodes(), {
+      joins: 200,
+      seed: 42,
+      points: cornerCrowd,
+      ranges: (rand) => () => 1 + rand() * 4,
+    });
+    expect(crowd.matched).toBeGreaterThan(100);
+  }, 120_000);
+
+  for (const poolSharding of [false, "auto"] as const) {
+    const pool = poolSharding === false ? "the pool on one slot" : "the pool (sharded by default) too";
+    it(`the keys of one store spread over the masters, ${pool}`, async () => {
+      if (client === undefined) throw new Error("no cluster client");
+      const keyPrefix = testPrefix();
+      prefixes.push(keyPrefix);
+      const store = createRedisStore({ client, keyPrefix, poolSharding });
+      for (let i = 0; i < 30; i++) {
+        await store.sessions.put(
+          {
+            sessionId: `s${i}`,
+            nodeId: "n",
+            userId: `u${i}`,
+            name: "x",
+            roles: [],
+            guest: true,
+            tokenHash: "h",
+            state: "idle",
+            updatedAt: 1,
+          },
+          60_000,
+        );
+        // Spread over the globe, in cells of every level (ranges of every tier).
+        await store.pool.add({
           sessionId: `s${i}`,
-          nodeId: "n",
           userId: `u${i}`,
+          nodeId: "n",
           name: "x",
-          roles: [],
-          guest: true,
-          tokenHash: "h",
-          state: "idle",
-          updatedAt: 1,
-        },
-        60_000,
+          lat: i * 5 - 70,
+          lng: i * 11 - 160,
+          rangeKm: 10 ** (i % 5),
+          since: i,
+        });
+      }
+      const c = client;
+      const perMaster = await Promise.all(c.nodes("master").map((node) => node.keys(`${keyPrefix}*`)));
+      expect(perMaster.filter((keys) => keys.length > 0).length).toBe(3);
+      const entryKeys = (keys: string[]) => keys.filter((k) => k.includes("pool") && k.endsWith(":entries"));
+      const slots = new Set(
+        await Promise.all(entryKeys(perMaster.flat()).map((k) => c.cluster("KEYSLOT", k))),
       );
-      await store.pool.add({
-        sessionId: `s${i}`,
-        userId: `u${i}`,
-        nodeId: "n",
-        name: "x",
-        lat: i,
-        lng: i,
-        rangeKm: 10 ** (i % 5),
-        since: i,
-      });
-    }
-    const c = client as Cluster;
-    const perMaster = await Promise.all(c.nodes("master").map((node) => node.keys(`${store.keyPrefix}*`)));
-    expect(perMaster.filter((keys) => keys.length > 0).length).toBe(3);
-    const poolKeys = perMaster.flat().filter((k) => k.includes(`{${store.keyPrefix}pool}`));
-    const slots = new Set(await Promise.all(poolKeys.map((k) => c.cluster("KEYSLOT", k))));
-    expect(poolKeys.length).toBe(6);
-    expect(slots.size).toBe(1);
-    await store.close();
-  });
+      if (poolSharding === false) {
+        const poolKeys = perMaster.flat().filter((k) => k.includes(`{${keyPrefix}pool}`));
+        expect(poolKeys.length).toBe(6);
+        expect(slots.size).toBe(1);
+      } else {
+        // 30 entries in cells of three levels (some large cells hold two): many slots, every master.
+        expect(slots.size).toBeGreaterThan(20);
+        expect(perMaster.filter((keys) => entryKeys(keys).length > 0).length).toBe(3);
+        expect(await store.pool.size()).toBe(30);
+      }
+      await store.close();
+    });
+  }
 
   it("two nodes with their own cluster clients match, claim and talk over sharded pub/sub", async () => {
     const other = connectCluster();

@@ -21,11 +21,11 @@ afterAll(async () => {
   await pipelined?.quit();
 });
 
-function open(c: Redis | undefined) {
+function open(c: Redis | undefined, poolSharding = false) {
   if (c === undefined) throw new Error("no Redis client");
   const keyPrefix = testPrefix();
   prefixes.push(keyPrefix);
-  return createRedisStore({ client: c, keyPrefix });
+  return createRedisStore({ client: c, keyPrefix, poolSharding });
 }
 
 storeConformance({ describe: describeRedis, it, beforeEach, afterEach }, () => open(client), {
@@ -35,5 +35,10 @@ storeConformance({ describe: describeRedis, it, beforeEach, afterEach }, () => o
 
 storeConformance({ describe: describeRedis, it, beforeEach, afterEach }, () => open(pipelined), {
   name: "store-redis: store conformance, client with auto-pipelining",
+  relay: true,
+});
+
+storeConformance({ describe: describeRedis, it, beforeEach, afterEach }, () => open(pipelined, true), {
+  name: "store-redis: store conformance, geo-sharded pool",
   relay: true,
 });

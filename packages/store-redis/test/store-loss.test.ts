@@ -7,10 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ServerFrame } from "@whisperchat/core";
 import { expectFrame, type TestClient } from "@whisperchat/core/testing";
-import { createRedisStore } from "@whisperchat/store-redis";
+import { createRedisStore, DEFAULT_POOL_LEVELS } from "@whisperchat/store-redis";
 import { Cluster, Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { startWsHarness, type WsHarness } from "../../adapter-ws/test/harness.js";
+import { cellOf, type Level, levelsOf } from "../src/cells.js";
 import { freePort, hasRedisServer, startCluster, startRedis, stopRedis } from "./servers.js";
 
 const HERE = { lat: 59.33, lng: 18.07 };
@@ -44,6 +45,16 @@ async function framesOf(
 }
 
 const SYDNEY = { lat: -33.9, lng: 151.2 };
+
+/**
+ * The key of the pool cell a user waiting in Sydney with a 5 km range is in, with the geo-sharded
+ * pool (the default on a Cluster): level 1 (tiers up to 10 km), a 1° cell.
+ */
+function sydneyCell(keyPrefix: string): string {
+  const level = levelsOf([1, 3, 10, 30, 100, 300, 1000, 3000], DEFAULT_POOL_LEVELS)[0] as Level;
+  const [band, col] = cellOf(level, SYDNEY.lat, SYDNEY.lng);
+  return `${keyPrefix}{${keyPrefix}pool:${level.cellDeg}:${band}:${col}}:entries`;
+}
 
 /** A user waiting alone in Sydney (nobody near it). */
 async function waitingAlone(h: WsHarness): Promise<TestClient> {
@@ -177,7 +188,7 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under 
     cleanups.push(() => cluster.stop());
     const client = clusterClient(cluster.ports);
     const keyPrefix = "test:part:";
-    const poolOwner = await ownerOf(client, `${keyPrefix}{${keyPrefix}pool}:entries`);
+    const poolOwner = await ownerOf(client, sydneyCell(keyPrefix));
     // A node whose heartbeat key lives on another master: the loss stays out of its own sight.
     let nodeId = "";
     for (let i = 0; nodeId === ""; i++) {
@@ -202,10 +213,11 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under 
     cleanups.push(() => store.close());
     cleanups.push(() => h.close());
 
-    // Rooms until one has its key on the pool's master (the one restarted), and one waiting user.
+    // Rooms until one has its key on the master of the waiting user's pool cell (the one
+    // restarted), and one waiting user.
     const rooms: { a: TestClient; b: TestClient; roomId: string; lost: boolean }[] = [];
     while (!rooms.some((r) => r.lost)) {
-      if (rooms.length >= 40) throw new Error("no room key landed on the pool's master in 40 rooms");
+      if (rooms.length >= 40) throw new Error("no room key landed on the pool cell's master in 40 rooms");
       const a = await joined(h);
       const b = await joined(h);
       const { roomId } = await expectFrame(a, "matched");
@@ -219,6 +231,7 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under 
     }
     const c = await waitingAlone(h);
     expect(await store.pool.size()).toBe(1);
+    expect(await client.hlen(sydneyCell(keyPrefix))).toBe(1); // on the master about to restart
 
     await cluster.restart(poolOwner); // empty; the audits may put entries back while it restarts
 
@@ -260,9 +273,10 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under 
     await expectFrame(b, "matched");
     const c = await waitingAlone(h);
 
-    // Restart the masters that hold the pool and the room (SIGKILL: what is on disk is kept).
+    // Restart the masters that hold the waiting user's pool cell and the room (SIGKILL: what is
+    // on disk is kept).
     const owners = new Set([
-      await ownerOf(client, `${keyPrefix}{${keyPrefix}pool}:entries`),
+      await ownerOf(client, sydneyCell(keyPrefix)),
       await ownerOf(client, `${keyPrefix}room:{${roomId}}`),
     ]);
     for (const port of owners) await cluster.restart(port);
