@@ -2,6 +2,7 @@
 // Members of a lost room are told (`partner_left` `lost`), waiting sessions go back in the pool,
 // and new pairs work.
 
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -285,3 +286,122 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under 
     await carriesOn(h, { a, b, c });
   }, 60_000);
 });
+
+/**
+ * A cluster of three masters with one replica each (`redis-cli --cluster create
+ * --cluster-replicas 1`), with a short `cluster-node-timeout` so that a failover takes a couple
+ * of seconds. `kill(port)` SIGKILLs one server.
+ */
+async function startReplicatedCluster(nodeTimeoutMs: number) {
+  const dir = mkdtempSync(join(tmpdir(), "whisper-failover-"));
+  const ports: number[] = [];
+  const children = new Map<number, Awaited<ReturnType<typeof startRedis>>>();
+  const stop = async () => {
+    await Promise.all([...children.values()].map(stopRedis));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  cleanups.push(stop);
+  for (let i = 0; i < 6; i++) {
+    const port = await freePort();
+    ports.push(port);
+    const args = ["--cluster-enabled", "yes", "--cluster-node-timeout", String(nodeTimeoutMs)];
+    args.push("--cluster-config-file", join(dir, `nodes-${port}.conf`), "--dir", dir);
+    children.set(port, await startRedis(port, args));
+  }
+  const hosts = ports.map((p) => `127.0.0.1:${p}`);
+  const created = spawnSync(
+    "redis-cli",
+    ["--cluster", "create", ...hosts, "--cluster-replicas", "1", "--cluster-yes"],
+    { encoding: "utf8" },
+  );
+  if (created.status !== 0)
+    throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+  const cli = (port: number, ...args: string[]) =>
+    spawnSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8" }).stdout;
+  // Ready: every node sees the cluster ok, and every replica is in sync with its master.
+  const deadline = Date.now() + 20_000;
+  for (const port of ports) {
+    for (;;) {
+      const ok = cli(port, "cluster", "info").includes("cluster_state:ok");
+      const replication = cli(port, "info", "replication");
+      const synced = replication.includes("role:master") || replication.includes("master_link_status:up");
+      if (ok && synced) break;
+      if (Date.now() > deadline) throw new Error(`cluster node ${port} not ready: ${replication}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return {
+    ports,
+    cli,
+    kill: async (port: number) => {
+      const child = children.get(port);
+      if (child !== undefined) await stopRedis(child);
+      children.delete(port);
+    },
+  };
+}
+
+describe.skipIf(!hasRedisServer)(
+  "a master of a Redis Cluster with replicas fails over under a running node",
+  () => {
+    it("the node carries on through the promotion: acked messages arrive once and in order, the waiting user is found, nobody is told anything", async () => {
+      const cluster = await startReplicatedCluster(1000);
+      const client = clusterClient(cluster.ports);
+      const keyPrefix = "test:failover:";
+      const store = createRedisStore({ client, keyPrefix, onError: () => {} });
+      const h = await startWsHarness(
+        { store, nodeHeartbeatMs: 200, auditIntervalMs: 1000 },
+        {},
+        { closeStore: false },
+      );
+      cleanups.push(() => store.close());
+      cleanups.push(() => h.close());
+      const a = await joined(h);
+      const b = await joined(h);
+      const { roomId } = await expectFrame(a, "matched");
+      await expectFrame(b, "matched");
+      const c = await waitingAlone(h);
+
+      // Messages are acked before the kill: replicated asynchronously, within milliseconds here.
+      const sent: string[] = [];
+      const send = async (n: number): Promise<number> => {
+        // As a client does: on `internal` (the store is failing over), resend with the same id.
+        const text = `m${n}`;
+        const started = Date.now();
+        for (;;) {
+          a.send({ type: "message", text, id: text });
+          const f = await a.next(8000);
+          if (f.type === "ack" && f.id === text) break;
+          expect(f, `while sending ${text}`).toMatchObject({ type: "error", code: "internal", id: text });
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+        sent.push(text);
+        return Date.now() - started;
+      };
+      for (let n = 0; n < 10; n++) await send(n);
+
+      // Kill the master that holds the room; its replica takes over after the node timeout.
+      const roomOwner = await ownerOf(client, `${keyPrefix}room:{${roomId}}`);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // let the last writes replicate
+      await cluster.kill(roomOwner);
+      const outageMs = await send(10);
+      for (let n = 11; n < 20; n++) await send(n);
+      console.log(
+        `failover: the first message after the kill was acked ${outageMs} ms after it was first sent`,
+      );
+
+      // The replica is a master now, with the room and its history.
+      const alive = cluster.ports.filter((p) => p !== roomOwner);
+      expect(cluster.cli(alive[0] as number, "cluster", "info")).toContain("cluster_state:ok");
+      const received: string[] = [];
+      while (received.length < sent.length) {
+        const f = await b.next(8000);
+        if (f.type === "message" && !received.includes(f.text)) received.push(f.text);
+        else expect(f.type, `b got ${JSON.stringify(f)}`).toBe("message");
+      }
+      expect(received).toEqual(sent);
+      await newcomerFinds(h, c);
+      for (const x of [a, b, c]) expect(x.pending().filter((f) => f.type === "partner_left")).toEqual([]);
+    }, 60_000);
+  },
+);
