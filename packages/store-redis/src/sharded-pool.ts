@@ -271,16 +271,20 @@ export class ShardedRedisPool implements PoolStore {
     }
     const id = entry.sessionId;
     await attempt("pool.add", async () => {
-      // A replaced entry may live in another cell: take it out there first.
-      const before = await this.#locate(id, true);
-      if (before !== undefined && before.tag !== cell.tag) {
-        await this.#untilFree(() => run(this.#client, REMOVE, before.keys, [id]));
-      }
+      // The directory learns the new cell and says where a replaced entry was (SET ... GET), while
+      // the cell takes the entry: one round trip.
       const args = [id, tier, geoLng(lng), lat, numArg(rangeKm), JSON.stringify(entry)];
-      const added = await run(this.#client, ADD, cell.keys, args);
+      const [before, added] = await Promise.all([
+        this.#client.set(this.#directory(id), cell.tag, "PX", DIRECTORY_TTL_MS, "GET"),
+        run(this.#client, ADD, cell.keys, args),
+      ]);
       this.#remember(id, cell.tag);
-      await this.#client.set(this.#directory(id), cell.tag, "PX", DIRECTORY_TTL_MS);
       if (added === 2) await this.#client.sadd(this.#cellList, cell.tag);
+      // A replaced entry in another cell: take it out there.
+      const old = before === null ? undefined : this.#cellOfTag(before);
+      if (old !== undefined && old.tag !== cell.tag) {
+        await this.#untilFree(() => run(this.#client, REMOVE, old.keys, [id]));
+      }
     });
   }
 
