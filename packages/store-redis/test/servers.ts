@@ -68,7 +68,7 @@ export async function stopRedis(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** A private Redis Cluster of three masters. */
+/** A private Redis Cluster (three masters unless asked otherwise). */
 export interface TestCluster {
   readonly ports: readonly number[];
   /**
@@ -80,30 +80,54 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-/**
- * Starts a three-master cluster on free ports. With `persist`, each master keeps its data in an
- * append-only file fsync'd on every write, so that a restart keeps it.
- */
-export async function startCluster(options: { persist?: boolean } = {}): Promise<TestCluster> {
+/** Options of {@link startCluster}. */
+export interface ClusterOptions {
+  /**
+   * Each master keeps its data in an append-only file fsync'd on every write, so that a restart
+   * keeps it.
+   * @default false
+   */
+  persist?: boolean;
+  /**
+   * How many masters (no replicas), each with an even, contiguous share of the 16,384 slots.
+   * Three or more are set up by `redis-cli --cluster create`, which refuses fewer; one or two
+   * are set up here, master i taking [floor(i * 16384 / n), floor((i + 1) * 16384 / n) - 1].
+   * @default 3
+   */
+  masters?: number;
+}
+
+/** Starts a cluster of `masters` masters (default three) on free ports. */
+export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
+  const masters = options.masters ?? 3;
+  if (!(Number.isInteger(masters) && masters >= 1)) {
+    throw new RangeError(`startCluster: masters must be a whole number >= 1, got ${masters}`);
+  }
   const dir = mkdtempSync(join(tmpdir(), "whisper-cluster-"));
-  const ports = [await freePort(), await freePort(), await freePort()];
+  const ports: number[] = [];
+  for (let i = 0; i < masters; i++) ports.push(await freePort());
   const children: ChildProcess[] = [];
   const argsOf = new Map<number, string[]>();
+  const busPorts: number[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(children.map(stopRedis));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     for (const port of ports) {
+      const busPort = await freePort();
+      busPorts.push(busPort);
       const args = [
         "--cluster-enabled",
         "yes",
         "--cluster-port",
-        String(await freePort()),
+        String(busPort),
         "--cluster-config-file",
         join(dir, `nodes-${port}.conf`),
         "--dir",
         dir,
+        // A lone node never met by another does not know its address and announces none.
+        ...(masters < 3 ? ["--cluster-announce-ip", "127.0.0.1"] : []),
         ...(options.persist === true
           ? ["--appendonly", "yes", "--appendfsync", "always", "--appenddirname", `aof-${port}`]
           : []),
@@ -111,20 +135,24 @@ export async function startCluster(options: { persist?: boolean } = {}): Promise
       argsOf.set(port, args);
       children.push(await startRedis(port, args));
     }
-    const created = spawnSync(
-      "redis-cli",
-      [
-        "--cluster",
-        "create",
-        ...ports.map((p) => `127.0.0.1:${p}`),
-        "--cluster-replicas",
-        "0",
-        "--cluster-yes",
-      ],
-      { encoding: "utf8" },
-    );
-    if (created.status !== 0)
-      throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+    if (masters >= 3) {
+      const created = spawnSync(
+        "redis-cli",
+        [
+          "--cluster",
+          "create",
+          ...ports.map((p) => `127.0.0.1:${p}`),
+          "--cluster-replicas",
+          "0",
+          "--cluster-yes",
+        ],
+        { encoding: "utf8" },
+      );
+      if (created.status !== 0)
+        throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+    } else {
+      assembleCluster(ports, busPorts);
+    }
     await clusterOk(ports);
   } catch (error) {
     await stop();
@@ -144,7 +172,27 @@ export async function startCluster(options: { persist?: boolean } = {}): Promise
   };
 }
 
-/** Waits until every node sees the cluster as ok. */
+/**
+ * Makes a cluster of `ports` by hand (what `redis-cli --cluster create` does, for any number of
+ * masters): each takes its share of the slots, and the first meets the others (on their bus ports).
+ */
+function assembleCluster(ports: readonly number[], busPorts: readonly number[]): void {
+  const cli = (port: number, ...args: string[]) => {
+    const out = spawnSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8" });
+    if (out.status !== 0 || !out.stdout.startsWith("OK"))
+      throw new Error(`redis-cli -p ${port} ${args.join(" ")} failed: ${out.stdout}${out.stderr}`);
+  };
+  ports.forEach((port, i) => {
+    const first = Math.floor((i * 16384) / ports.length);
+    const last = Math.floor(((i + 1) * 16384) / ports.length) - 1;
+    cli(port, "cluster", "addslotsrange", String(first), String(last));
+  });
+  ports.forEach((port, i) => {
+    if (i > 0) cli(ports[0] as number, "cluster", "meet", "127.0.0.1", String(port), String(busPorts[i]));
+  });
+}
+
+/** Waits until every node sees the cluster as ok, with every slot assigned and every master known. */
 async function clusterOk(ports: readonly number[]): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (const port of ports) {
@@ -152,7 +200,12 @@ async function clusterOk(ports: readonly number[]): Promise<void> {
       const info = spawnSync("redis-cli", ["-p", String(port), "cluster", "info"], {
         encoding: "utf8",
       }).stdout;
-      if (info.includes("cluster_state:ok")) break;
+      if (
+        info.includes("cluster_state:ok") &&
+        info.includes("cluster_slots_assigned:16384") &&
+        /cluster_known_nodes:(\d+)/.exec(info)?.[1] === String(ports.length)
+      )
+        break;
       if (Date.now() > deadline) throw new Error(`cluster node ${port} is not ok: ${info}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
