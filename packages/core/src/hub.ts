@@ -534,7 +534,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     }
     if (watched.size === 0) return;
     const dead = await this.liveness.dead(watched.keys());
-    for (const node of dead.confirmed) for (const s of watched.get(node) ?? []) s.partnerLost();
+    for (const node of dead.confirmed) for (const s of watched.get(node) ?? []) s.partnerLost(node);
   }
 }
 

@@ -4,7 +4,7 @@
 // What must hold: every acked message reaches the other side once and in order after a resume,
 // and a late resume of a dead node's session gets a fresh session. (examples/cluster runs the
 // same with real processes and SIGKILL/SIGSTOP.)
-import type { WhisperOptions } from "@whisperchat/core";
+import type { Store, WhisperOptions } from "@whisperchat/core";
 import type { ClusterNode } from "@whisperchat/core/testing";
 import { expectFrame } from "@whisperchat/core/testing";
 import { createRedisStore, type RedisClient } from "@whisperchat/store-redis";
@@ -47,14 +47,22 @@ async function twoNodes(kind: Kind, options: Partial<WhisperOptions>): Promise<[
   return (await nodesOn(kind, options, 2)) as [ClusterNode, ClusterNode];
 }
 
-/** `count` nodes on one store (each with its own client); cleaned up after the test. */
-async function nodesOn(kind: Kind, options: Partial<WhisperOptions>, count: number): Promise<ClusterNode[]> {
+/**
+ * `count` nodes on one store (each with its own client); cleaned up after the test. `wrap` may
+ * put something between node `i` and its store.
+ */
+async function nodesOn(
+  kind: Kind,
+  options: Partial<WhisperOptions>,
+  count: number,
+  wrap: (store: Store, i: number) => Store = (store) => store,
+): Promise<ClusterNode[]> {
   const keyPrefix = testPrefix();
   const nodes: ClusterNode[] = [];
   for (let i = 0; i < count; i++) {
     const c = client(kind);
     const store = createRedisStore({ client: c, keyPrefix });
-    const node = await startWsClusterNode(store, options);
+    const node = await startWsClusterNode(wrap(store, i), options);
     nodes.push(node);
     cleanups.push(async () => {
       await node.close().catch(() => undefined);
@@ -64,6 +72,93 @@ async function nodesOn(kind: Kind, options: Partial<WhisperOptions>, count: numb
     });
   }
   return nodes;
+}
+
+/** A gate: `wait` blocks until `release` (then never again); `held` resolves once one waited. */
+function gate() {
+  let open = false;
+  let release = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = () => {
+      open = true;
+      resolve();
+    };
+  });
+  let reached = () => {};
+  const held = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  const wait = async () => {
+    if (open) return;
+    reached();
+    await released;
+  };
+  return { wait, held, release, isOpen: () => open };
+}
+
+/** Reads a member of `target`, methods bound to it (they may use private fields). */
+const member = (target: object, key: PropertyKey): unknown => {
+  const value: unknown = Reflect.get(target, key, target);
+  return typeof value === "function" ? value.bind(target) : value;
+};
+
+/** `store` with its `nodes.alive` and `sessions.get` passed through `alive` and `get`. */
+function intercept(
+  store: Store,
+  alive: (ids: readonly string[], found: Set<string>) => Promise<void>,
+  get: (sessionId: string) => Promise<void>,
+): Store {
+  const nodes = new Proxy(store.nodes, {
+    get: (t, key) =>
+      key === "alive"
+        ? async (ids: readonly string[]) => {
+            const found = await store.nodes.alive(ids);
+            await alive(ids, found);
+            return found;
+          }
+        : member(t, key),
+  });
+  const sessions = new Proxy(store.sessions, {
+    get: (t, key) =>
+      key === "get"
+        ? async (sessionId: string) => {
+            const record = await store.sessions.get(sessionId);
+            await get(sessionId);
+            return record;
+          }
+        : member(t, key),
+  });
+  return new Proxy(store, {
+    get: (t, key) => (key === "nodes" ? nodes : key === "sessions" ? sessions : member(t, key)),
+  });
+}
+
+/**
+ * Node 0 of `nodesOn` with two gates: `deathCheck` holds the heartbeat checks that find `dead`
+ * missing half an interval or more after it was first found missing (the ticks that would
+ * confirm its death, see packages/core/src/liveness.ts); `recordRead` holds a read of the session
+ * record of `record`, after it was read.
+ */
+function heldNode0(intervalMs: number) {
+  const watch = { dead: "", record: "" };
+  const deathCheck = gate();
+  const recordRead = gate();
+  let firstMissAt: number | undefined;
+  const wrap = (store: Store, i: number): Store =>
+    i !== 0
+      ? store
+      : intercept(
+          store,
+          async (ids, found) => {
+            if (watch.dead === "" || !ids.includes(watch.dead) || found.has(watch.dead)) return;
+            firstMissAt ??= Date.now();
+            if (Date.now() - firstMissAt >= intervalMs / 2) await deathCheck.wait();
+          },
+          async (sessionId) => {
+            if (sessionId === watch.record) await recordRead.wait();
+          },
+        );
+  return { watch, deathCheck, recordRead, wrap };
 }
 
 const FAST = { capacity: 1000, ratePerSec: 1000 };
@@ -197,5 +292,58 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
       }
       expect(["partner_away", "partner_back"]).toContain(f.type);
     }
+  }, 30_000);
+
+  /**
+   * a on n1 and b on n2 in a room; n2 crashes; while n1 is in the middle of finding b lost (`hold`),
+   * b resumes on n3 and a learns b's new address (partner_back). What n1 then finds about n2 must
+   * not make a's partner lost: no `partner_away` while b is connected, and when n3 dies in turn
+   * a is told.
+   */
+  async function backWhileFoundLost(kind: Kind, hold: "deathCheck" | "recordRead") {
+    const heartbeat = 200;
+    const held = heldNode0(heartbeat);
+    const [n1, n2, n3] = (await nodesOn(
+      kind,
+      { resumeGraceMs: 20_000, nodeHeartbeatMs: heartbeat },
+      3,
+      held.wrap,
+    )) as [ClusterNode, ClusterNode, ClusterNode];
+    const a = wrapClient(new WebSocket(urlOf(n1)));
+    const b = wrapClient(new WebSocket(urlOf(n2)));
+    cleanups.push(() => a.close());
+    await expectFrame(a, "welcome");
+    const bw = await expectFrame(b, "welcome");
+    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await expectFrame(a, "waiting");
+    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
+    await expectFrame(b, "waiting");
+    await expectFrame(a, "matched");
+    await expectFrame(b, "matched");
+    if (hold === "deathCheck") held.watch.dead = n2.hub.nodeId;
+    else held.watch.record = bw.sessionId;
+    await n2.crash();
+    await held[hold].held;
+    const b2 = wrapClient(new WebSocket(`${urlOf(n3)}?resume=${bw.resumeToken}`));
+    cleanups.push(() => b2.close());
+    expect((await expectFrame(b2, "welcome")).resumed).toBe(true);
+    await expectFrame(a, "partner_back", 5000);
+    held[hold].release();
+    await sleep(1500); // several heartbeats
+    expect(a.pending().filter((f) => f.type === "partner_away" || f.type === "partner_left")).toEqual([]);
+    a.send({ type: "message", text: "still together", id: "m" });
+    await expectFrame(a, "ack");
+    expect((await expectFrame(b2, "message", 5000)).text).toBe("still together");
+    // Now b's new node dies: a is told (the bound is five heartbeats; generous here).
+    await n3.crash();
+    await expectFrame(a, "partner_away", 5000);
+  }
+
+  it("a partner back on another node while the heartbeat tick confirms its old node dead: no false partner_away, and its new node's death is told", async () => {
+    await backWhileFoundLost(kind, "deathCheck");
+  }, 30_000);
+
+  it("a partner back on another node while its record is read after its old node died: no false partner_away, and its new node's death is told", async () => {
+    await backWhileFoundLost(kind, "recordRead");
   }, 30_000);
 });

@@ -395,10 +395,16 @@ export class PlaceMachine {
     await this.rejoin();
   }
 
-  /** The partner's node stopped: tell the client, and end the room if it does not come back. */
-  partnerLost(): void {
+  /**
+   * The partner's node `deadNode` stopped: tell the client, and end the room if the partner does
+   * not come back. Nothing happens if the partner is no longer known on that node: the heartbeat
+   * tick saw the address before its store calls, and a `partner_back` with a new address may have
+   * come meanwhile (taking the new, live node for dead would tell a false `partner_away`, and the
+   * room marked lost would leave the new node's real death untold).
+   */
+  partnerLost(deadNode: string): void {
     const room = this.room();
-    if (room === undefined || this.lostRoom === room.roomId) return;
+    if (room === undefined || room.partner.nodeId !== deadNode || this.lostRoom === room.roomId) return;
     this.lostRoom = room.roomId;
     this.owner.run(this.partnerMovedOrLost(room));
   }
@@ -431,11 +437,18 @@ export class PlaceMachine {
    */
   private async partnerMovedOrLost(room: InRoom): Promise<void> {
     const { partner, roomId } = room;
-    const still = () => !this.owner.isClosed() && this.room()?.roomId === roomId;
+    // Still in the room, with the partner at the same address: a `partner_back` that came during
+    // a store call (the partner resumed elsewhere) has settled it.
+    const still = () => {
+      const now = this.room();
+      return !this.owner.isClosed() && now?.roomId === roomId && now.partner.nodeId === partner.nodeId;
+    };
     const record = await this.host.store.sessions.get(partner.sessionId);
     if (!still()) return;
     if (record !== undefined && record.nodeId !== partner.nodeId) {
-      if ((await this.host.store.nodes.alive([record.nodeId])).has(record.nodeId) && still()) {
+      const alive = (await this.host.store.nodes.alive([record.nodeId])).has(record.nodeId);
+      if (!still()) return;
+      if (alive) {
         this.place = { ...(this.room() as InRoom), partner: { ...partner, nodeId: record.nodeId } };
         this.lostRoom = undefined;
         this.owner.persist();
@@ -449,6 +462,7 @@ export class PlaceMachine {
     if (!still()) return;
     const grace = this.settings.limits.resumeGraceMs;
     const left = stopped === undefined ? grace : Math.max(0, stopped + grace - this.settings.now());
+    this.partnerLostTimer?.cancel();
     this.partnerLostTimer = this.settings.clock.after(left, () => {
       if (!still()) return;
       this.owner.run(this.host.router.closeRoom(roomId, partner.sessionId, "disconnected"));

@@ -162,9 +162,9 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
     return this.place.room()?.partner;
   }
 
-  /** The partner's node stopped (see {@link PlaceMachine.partnerLost}). */
-  partnerLost(): void {
-    this.place.partnerLost();
+  /** The partner's node `deadNode` stopped (see {@link PlaceMachine.partnerLost}). */
+  partnerLost(deadNode: string): void {
+    this.place.partnerLost(deadNode);
   }
 
   record(): SessionRecord {
