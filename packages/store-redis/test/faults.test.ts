@@ -346,4 +346,45 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
   it("a partner back on another node while its record is read after its old node died: no false partner_away, and its new node's death is told", async () => {
     await backWhileFoundLost(kind, "recordRead");
   }, 30_000);
+
+  it("a partner that moved while the session was away, then lost its new node: its session ends at the grace, record and all", async () => {
+    let store: Store | undefined; // n4's, to look at b's record
+    const [n1, n2, n3, n4] = await nodesOn(kind, { resumeGraceMs: 3000, nodeHeartbeatMs: 200 }, 4, (s, i) => {
+      if (i === 3) store = s;
+      return s;
+    });
+    const a = wrapClient(new WebSocket(urlOf(n1)));
+    const b = wrapClient(new WebSocket(urlOf(n2)));
+    const aw = await expectFrame(a, "welcome");
+    const bw = await expectFrame(b, "welcome");
+    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await expectFrame(a, "waiting");
+    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
+    await expectFrame(b, "waiting");
+    await expectFrame(a, "matched");
+    await expectFrame(b, "matched");
+    // a's node dies (a's record: b on n2); then b's, and b moves to n3 while a is away.
+    await n1.crash();
+    await n2.crash();
+    const b2 = wrapClient(new WebSocket(`${urlOf(n3)}?resume=${bw.resumeToken}`));
+    expect((await expectFrame(b2, "welcome")).resumed).toBe(true);
+    // b's new node dies too; a comes back on n4 (within its grace), knowing b on n2.
+    await n3.crash();
+    await sleep(800); // n3's heartbeat expires (three intervals)
+    const a2 = wrapClient(new WebSocket(`${urlOf(n4)}?resume=${aw.resumeToken}`));
+    cleanups.push(() => a2.close());
+    expect((await expectFrame(a2, "welcome")).resumed).toBe(true);
+    // The partner_back of b's move comes from a's mailbox first; then n4 finds b lost.
+    const seen: string[] = [];
+    for (;;) {
+      const f = await a2.next(5000);
+      seen.push(f.type);
+      if (f.type === "partner_left") break;
+    }
+    expect(seen.filter((t) => t !== "partner_back")).toEqual(["partner_away", "partner_left"]);
+    // b's session ended with the grace: its record is gone (it was on n3, not n2, when it went).
+    const records = (store as Store).sessions;
+    for (let i = 0; i < 50 && (await records.get(bw.sessionId)) !== undefined; i++) await sleep(100);
+    expect(await records.get(bw.sessionId)).toBeUndefined();
+  }, 30_000);
 });

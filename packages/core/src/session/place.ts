@@ -456,9 +456,12 @@ export class PlaceMachine {
       }
     }
     this.owner.keep({ type: "partner_away", roomId });
-    // The grace counts from when the partner's node stopped, not from when this node noticed:
-    // a session that moved to another node (its own node died too) does not restart it.
-    const stopped = (await this.host.store.nodes.deadSince([partner.nodeId])).get(partner.nodeId);
+    // The node the partner was on when it went away: its record's, which may be newer than the
+    // address this session knew (the partner moved while this session was away, and then its new
+    // node died too). The grace counts from when that node stopped, not from when this node
+    // noticed: a session that moved to another node (its own node died too) does not restart it.
+    const lostOn = record?.nodeId ?? partner.nodeId;
+    const stopped = (await this.host.store.nodes.deadSince([lostOn])).get(lostOn);
     if (!still()) return;
     const grace = this.settings.limits.resumeGraceMs;
     const left = stopped === undefined ? grace : Math.max(0, stopped + grace - this.settings.now());
@@ -467,7 +470,7 @@ export class PlaceMachine {
       if (!still()) return;
       this.owner.run(this.host.router.closeRoom(roomId, partner.sessionId, "disconnected"));
       // Its grace is over: the dead node's session ends like any other (no late resume).
-      this.owner.run(this.host.endOrphan(partner.sessionId, partner.nodeId));
+      this.owner.run(this.host.endOrphan(partner.sessionId, lostOn));
     });
   }
 
