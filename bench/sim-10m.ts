@@ -20,7 +20,7 @@
  *    their join rate at the peak; each gets its cells by the pool's layout (lib/sim-cells.ts) and
  *    its outcome (claimed a partner, and where; was claimed; left unmatched) from the simulated
  *    joins of the same density class and range group; commands per cell, per hash slot, per
- *    master for several cluster sizes.
+ *    master for several cluster sizes; the same with level 3 on 10° cells, as a what-if.
  *
  *   node --conditions=@whisperchat/source --import tsx bench/sim-10m.ts [--quick] [--seeds=1,2] [--every=4]
  *
@@ -33,6 +33,7 @@ import { randomId } from "@whisperchat/core";
 import { prng } from "@whisperchat/core/testing";
 import { isQuick, type ResultRow, row, writeResults } from "./lib/results.js";
 import {
+  type CellLevel,
   cellOf,
   checkSlots,
   LEVELS,
@@ -66,7 +67,7 @@ const MEASURE_S = quick ? 300 : 3600;
 const TAIL_S = 301;
 const LOAD_DRAWS = quick ? 200_000 : 2_000_000;
 const PEAK_USERS = 10_000_000;
-const MASTERS = [1, 2, 3, 6, 12, 24];
+const MASTERS = [1, 2, 3, 6, 12, 24, 48];
 const NODES = [10, 50, 200];
 
 /** Assumed behaviour (see docs/scaling.md). */
@@ -316,7 +317,6 @@ const main = runs[0] as SeedRun;
 const S = summaries[0] as ReturnType<typeof summary>;
 
 // ---- World load on the pool's cells: joins over every city, outcomes from the simulation.
-const rand = prng(0x10ad);
 const NG = RANGE_GROUPS.length;
 const cityWeight = new Float64Array(cities.length);
 for (let i = 0; i < cities.length; i++) {
@@ -333,7 +333,7 @@ const cum = new Float64Array(cities.length);
     cum[i] = acc;
   }
 }
-const drawCity = () => {
+const drawCity = (rand: () => number) => {
   const u = rand() * worldJoinsPerS;
   let lo = 0;
   let hi = cities.length - 1;
@@ -344,129 +344,168 @@ const drawCity = () => {
   }
   return lo;
 };
-const perDraw = worldJoinsPerS / LOAD_DRAWS;
-const cellLoad = new Map<number, { add: number; search: number; claim: number; remove: number }>();
-const touch = (id: number, step: "add" | "search" | "claim" | "remove", n: number) => {
-  let e = cellLoad.get(id);
-  if (e === undefined) {
-    e = { add: 0, search: 0, claim: 0, remove: 0 };
-    cellLoad.set(id, e);
-  }
-  e[step] += n * perDraw;
-};
-let dirCommands = 0;
-const p = { lat: 0, lng: 0 };
-for (let d = 0; d < LOAD_DRAWS; d++) {
-  const c = cities[drawCity()] as City;
-  jitter(c.lat, c.lng, jitterRadiusKm(c.population), rand, p);
-  const g = drawRangeGroup(rand);
-  const range = drawRange(g, rand);
-  const own = cellOf(levelOf(range), p.lat, p.lng);
-  touch(own, "add", 1);
-  dirCommands += perDraw; // SET of the directory key
-  searchCells(p.lat, p.lng, range, (id) => touch(id, "search", 1));
-  const o = main.sim.samples[classOf(c.population) * NG + g];
-  if (o === undefined || o.size === 0) continue;
-  const k = Math.floor(rand() * o.size);
-  const kind = o.kind[k] as number;
-  if (kind === 2) {
-    touch(own, "remove", 1);
-    dirCommands += perDraw;
-  } else if (kind === 0) {
-    const lat = p.lat + (o.dLat[k] as number);
-    let lng = p.lng + (o.dLng[k] as number);
-    if (lng >= 180) lng -= 360;
-    if (lng < -180) lng += 360;
-    const other = cellOf(levelOf(o.partnerRange[k] as number), lat, lng);
-    if (other === own) touch(own, "claim", 1);
-    else {
-      touch(own, "claim", 2);
-      touch(other, "claim", 2);
-      dirCommands += 2 * perDraw;
+/** The pool's commands per cell and per master at the peak, for a cell layout (`levels`). */
+function poolLoad(levels: readonly CellLevel[]) {
+  const rand = prng(0x10ad);
+  const perDraw = worldJoinsPerS / LOAD_DRAWS;
+  const cellLoad = new Map<number, { add: number; search: number; claim: number; remove: number }>();
+  const touch = (id: number, step: "add" | "search" | "claim" | "remove", n: number) => {
+    let e = cellLoad.get(id);
+    if (e === undefined) {
+      e = { add: 0, search: 0, claim: 0, remove: 0 };
+      cellLoad.set(id, e);
+    }
+    e[step] += n * perDraw;
+  };
+  let dirCommands = 0;
+  const p = { lat: 0, lng: 0 };
+  for (let d = 0; d < LOAD_DRAWS; d++) {
+    const c = cities[drawCity(rand)] as City;
+    jitter(c.lat, c.lng, jitterRadiusKm(c.population), rand, p);
+    const g = drawRangeGroup(rand);
+    const range = drawRange(g, rand);
+    const own = cellOf(levelOf(range), p.lat, p.lng, levels);
+    touch(own, "add", 1);
+    dirCommands += perDraw; // SET of the directory key
+    searchCells(p.lat, p.lng, range, (id) => touch(id, "search", 1), levels);
+    const o = main.sim.samples[classOf(c.population) * NG + g];
+    if (o === undefined || o.size === 0) continue;
+    const k = Math.floor(rand() * o.size);
+    const kind = o.kind[k] as number;
+    if (kind === 2) {
+      touch(own, "remove", 1);
+      dirCommands += perDraw;
+    } else if (kind === 0) {
+      const lat = p.lat + (o.dLat[k] as number);
+      let lng = p.lng + (o.dLng[k] as number);
+      if (lng >= 180) lng -= 360;
+      if (lng < -180) lng += 360;
+      const other = cellOf(levelOf(o.partnerRange[k] as number), lat, lng, levels);
+      if (other === own) touch(own, "claim", 1);
+      else {
+        touch(own, "claim", 2);
+        touch(other, "claim", 2);
+        dirCommands += 2 * perDraw;
+      }
     }
   }
-}
-const cellTotal = (e: { add: number; search: number; claim: number; remove: number }) =>
-  e.add + e.search + e.claim + e.remove;
-let cellCommands = 0;
-for (const e of cellLoad.values()) cellCommands += cellTotal(e);
-const poolCommandsPerS = cellCommands + dirCommands;
-const slotLoad = new Float64Array(16384);
-for (const [id, e] of cellLoad) inc(slotLoad, slotOf(tagOf(id)), cellTotal(e));
-for (let s = 0; s < 16384; s++) inc(slotLoad, s, dirCommands / 16384); // directory keys: one per entry, any slot
-const masters = MASTERS.map((n) => {
-  const load = new Float64Array(n);
-  for (let s = 0; s < 16384; s++) inc(load, masterOf(s, n), slotLoad[s] as number);
-  const busiest = Math.max(...load);
-  return {
-    masters: n,
-    busiestShare: busiest / poolCommandsPerS,
-    busiestCommandsPerS: busiest,
-    evenShare: 1 / n,
+  const cellTotal = (e: { add: number; search: number; claim: number; remove: number }) =>
+    e.add + e.search + e.claim + e.remove;
+  let cellCommands = 0;
+  for (const e of cellLoad.values()) cellCommands += cellTotal(e);
+  const poolCommandsPerS = cellCommands + dirCommands;
+  const slotLoad = new Float64Array(16384);
+  for (const [id, e] of cellLoad) inc(slotLoad, slotOf(tagOf(id, levels)), cellTotal(e));
+  for (let s = 0; s < 16384; s++) inc(slotLoad, s, dirCommands / 16384); // directory keys: one per entry, any slot
+  const bySlotLoad = [...slotLoad.keys()].sort((a, b) => (slotLoad[b] as number) - (slotLoad[a] as number));
+  /** The busiest master's load once slots are moved by hand to even it: heaviest slot first to the least loaded master. */
+  const resharded = (n: number) => {
+    const balanced = new Float64Array(n);
+    for (const slot of bySlotLoad) {
+      let least = 0;
+      for (let m = 1; m < n; m++) if ((balanced[m] as number) < (balanced[least] as number)) least = m;
+      inc(balanced, least, slotLoad[slot] as number);
+    }
+    return Math.max(...balanced);
   };
-});
-const levelName = (id: number) =>
-  id === POLAR_ID ? "polar" : `level ${(id >>> 20) + 1} (${LEVELS[id >>> 20]?.cellDeg}°)`;
-const cellArea = (id: number) => {
-  if (id === POLAR_ID) return "beyond ±85°";
-  const s = LEVELS[id >>> 20]?.cellDeg as number;
-  const band = (id >>> 10) & 0x3ff;
-  const col = id & 0x3ff;
-  return `lat ${band * s - 90}..${band * s - 90 + s}, lng ${col * s - 180}..${col * s - 180 + s}`;
-};
-const hottest = [...cellLoad.entries()]
-  .sort((a, b) => cellTotal(b[1]) - cellTotal(a[1]))
-  .slice(0, 10)
-  .map(([id, e]) => ({
-    tag: tagOf(id),
-    level: levelName(id),
-    area: cellArea(id),
-    slot: slotOf(tagOf(id)),
-    commandsPerS: cellTotal(e),
-    share: cellTotal(e) / poolCommandsPerS,
-    searchShare: e.search / cellTotal(e),
-  }));
-const hottestCell = hottest[0] as (typeof hottest)[number];
-// Masters needed for the pool: busiest master at most half of one shard's capacity in scripts/s.
-const capacity = (joinsPerS: number) => joinsPerS * MEASURED.oneTagScriptsPerJoin;
-const needed = (joinsPerS: number) => {
-  const half = capacity(joinsPerS) / 2;
-  for (let n = 1; n <= 64; n++) {
+  const masters = MASTERS.map((n) => {
     const load = new Float64Array(n);
     for (let s = 0; s < 16384; s++) inc(load, masterOf(s, n), slotLoad[s] as number);
-    if (Math.max(...load) <= half) return n;
-  }
-  return null;
-};
-const mastersNeeded = {
-  clustered: needed(MEASURED.poolShardJoinsPerS.clustered),
-  uniform100k: needed(MEASURED.poolShardJoinsPerS.uniform100k),
-  uniform10k: needed(MEASURED.poolShardJoinsPerS.uniform10k),
-};
-const mastersNeededFull = {
-  clustered: needed(MEASURED.poolShardJoinsPerS.clustered * 2),
-  uniform100k: needed(MEASURED.poolShardJoinsPerS.uniform100k * 2),
-  uniform10k: needed(MEASURED.poolShardJoinsPerS.uniform10k * 2),
-};
-// Pool commands by level, and the share of searches in them.
-const byLevel = [0, 1, 2, 3].map((level) => {
-  let total = 0;
-  let searches = 0;
-  let cells = 0;
-  for (const [id, e] of cellLoad) {
-    const l = id === POLAR_ID ? 3 : id >>> 20;
-    if (l !== level) continue;
-    total += cellTotal(e);
-    searches += e.search;
-    cells++;
-  }
-  return {
-    level: level === 3 ? "polar" : `level ${level + 1}`,
-    cells,
-    share: total / poolCommandsPerS,
-    searchShare: total > 0 ? searches / total : 0,
+    const busiest = Math.max(...load);
+    return {
+      masters: n,
+      busiestShare: busiest / poolCommandsPerS,
+      busiestCommandsPerS: busiest,
+      evenShare: 1 / n,
+      busiestShareResharded: resharded(n) / poolCommandsPerS,
+    };
+  });
+  const levelName = (id: number) =>
+    id === POLAR_ID ? "polar" : `level ${(id >>> 20) + 1} (${levels[id >>> 20]?.cellDeg}°)`;
+  const cellArea = (id: number) => {
+    if (id === POLAR_ID) return "beyond ±85°";
+    const s = levels[id >>> 20]?.cellDeg as number;
+    const band = (id >>> 10) & 0x3ff;
+    const col = id & 0x3ff;
+    return `lat ${band * s - 90}..${band * s - 90 + s}, lng ${col * s - 180}..${col * s - 180 + s}`;
   };
-});
+  const hottest = [...cellLoad.entries()]
+    .sort((a, b) => cellTotal(b[1]) - cellTotal(a[1]))
+    .slice(0, 10)
+    .map(([id, e]) => ({
+      tag: tagOf(id, levels),
+      level: levelName(id),
+      area: cellArea(id),
+      slot: slotOf(tagOf(id, levels)),
+      commandsPerS: cellTotal(e),
+      share: cellTotal(e) / poolCommandsPerS,
+      searchShare: e.search / cellTotal(e),
+    }));
+  // Masters needed for the pool: busiest master at most half of one shard's capacity in scripts/s.
+  const needed = (joinsPerS: number, moved = false) => {
+    const half = capacity(joinsPerS) / 2;
+    for (let n = 1; n <= 64; n++) {
+      const load = new Float64Array(n);
+      for (let s = 0; s < 16384; s++) inc(load, masterOf(s, n), slotLoad[s] as number);
+      if ((moved ? resharded(n) : Math.max(...load)) <= half) return n;
+    }
+    return null;
+  };
+  const mastersNeeded = {
+    clustered: needed(MEASURED.poolShardJoinsPerS.clustered),
+    uniform100k: needed(MEASURED.poolShardJoinsPerS.uniform100k),
+    uniform10k: needed(MEASURED.poolShardJoinsPerS.uniform10k),
+  };
+  const mastersNeededFull = {
+    clustered: needed(MEASURED.poolShardJoinsPerS.clustered * 2),
+    uniform100k: needed(MEASURED.poolShardJoinsPerS.uniform100k * 2),
+    uniform10k: needed(MEASURED.poolShardJoinsPerS.uniform10k * 2),
+  };
+  const mastersNeededResharded = {
+    clustered: needed(MEASURED.poolShardJoinsPerS.clustered, true),
+    uniform100k: needed(MEASURED.poolShardJoinsPerS.uniform100k, true),
+    uniform10k: needed(MEASURED.poolShardJoinsPerS.uniform10k, true),
+  };
+  // Pool commands by level, and the share of searches in them.
+  const byLevel = [0, 1, 2, 3].map((level) => {
+    let total = 0;
+    let searches = 0;
+    let cells = 0;
+    for (const [id, e] of cellLoad) {
+      const l = id === POLAR_ID ? 3 : id >>> 20;
+      if (l !== level) continue;
+      total += cellTotal(e);
+      searches += e.search;
+      cells++;
+    }
+    return {
+      level: level === 3 ? "polar" : `level ${level + 1}`,
+      cells,
+      share: total / poolCommandsPerS,
+      searchShare: total > 0 ? searches / total : 0,
+    };
+  });
+  return {
+    poolCommandsPerS,
+    directoryCommandsPerS: dirCommands,
+    cells: cellLoad.size,
+    hottest,
+    masters,
+    byLevel,
+    mastersNeededAtHalfLoad: mastersNeeded,
+    mastersNeededAtFullLoad: mastersNeededFull,
+    mastersNeededAtHalfLoadResharded: mastersNeededResharded,
+  };
+}
+const capacity = (joinsPerS: number) => joinsPerS * MEASURED.oneTagScriptsPerJoin;
+const load = poolLoad(LEVELS);
+/** What if level 3 had 10° cells, as level 2 (not the store's default). */
+const WHAT_IF_LEVELS: CellLevel[] = LEVELS.map((l, i) => (i === 2 ? { ...l, cellDeg: 10 } : l));
+const whatIf = poolLoad(WHAT_IF_LEVELS);
+const { poolCommandsPerS, hottest, masters, byLevel } = load;
+const mastersNeeded = load.mastersNeededAtHalfLoad;
+const mastersNeededFull = load.mastersNeededAtFullLoad;
+const hottestCell = hottest[0] as (typeof hottest)[number];
 
 // ---- Bus messages: what a relayed 100-byte chat message publishes.
 const sampleFrame = {
@@ -533,19 +572,20 @@ const out = {
   seeds: summaries,
   load: {
     worldJoinsPerS,
-    poolCommandsPerS,
-    directoryCommandsPerS: dirCommands,
-    cells: cellLoad.size,
-    hottest,
-    masters,
-    mastersNeededAtHalfLoad: mastersNeeded,
-    mastersNeededAtFullLoad: mastersNeededFull,
-    byLevel,
+    ...load,
     capacityScriptsPerS: {
       clustered: capacity(MEASURED.poolShardJoinsPerS.clustered),
       uniform100k: capacity(MEASURED.poolShardJoinsPerS.uniform100k),
       uniform10k: capacity(MEASURED.poolShardJoinsPerS.uniform10k),
     },
+  },
+  whatIfLevel3TenDegreeCells: {
+    poolCommandsPerS: whatIf.poolCommandsPerS,
+    hottest: whatIf.hottest.slice(0, 3),
+    masters: whatIf.masters,
+    mastersNeededAtHalfLoad: whatIf.mastersNeededAtHalfLoad,
+    mastersNeededAtFullLoad: whatIf.mastersNeededAtFullLoad,
+    mastersNeededAtHalfLoadResharded: whatIf.mastersNeededAtHalfLoadResharded,
   },
   bus: {
     payloadBytes: Buffer.byteLength(payload),
@@ -599,7 +639,9 @@ line(
   `world joins/s ${fmt(worldJoinsPerS)}; pool commands/s ${fmt(poolCommandsPerS)} (${(poolCommandsPerS / worldJoinsPerS).toFixed(2)} per join)`,
 );
 for (const m of masters)
-  line(`  ${m.masters} masters: busiest ${pct(m.busiestShare)} (${fmt(m.busiestCommandsPerS)} commands/s)`);
+  line(
+    `  ${m.masters} masters: busiest ${pct(m.busiestShare)} (${fmt(m.busiestCommandsPerS)} commands/s), resharded ${pct(m.busiestShareResharded)}`,
+  );
 for (const h of hottest)
   line(`  ${h.tag} ${h.area}: ${fmt(h.commandsPerS)}/s ${pct(h.share)} (searches ${pct(h.searchShare)})`);
 line(
@@ -607,6 +649,12 @@ line(
 );
 for (const l of byLevel)
   line(`  ${l.level}: ${l.cells} cells, ${pct(l.share)} of pool commands, searches ${pct(l.searchShare)}`);
+line(
+  `masters needed at half load, slots moved by hand: ${JSON.stringify(load.mastersNeededAtHalfLoadResharded)}`,
+);
+line(
+  `what if level 3 had 10° cells: busiest of ${whatIf.masters.map((m) => `${m.masters}: ${pct(m.busiestShare)}`).join(", ")}; hottest ${whatIf.hottest[0]?.tag} ${pct(whatIf.hottest[0]?.share ?? 0)}; masters needed ${JSON.stringify(whatIf.mastersNeededAtHalfLoad)}, resharded ${JSON.stringify(whatIf.mastersNeededAtHalfLoadResharded)}, at full load ${JSON.stringify(whatIf.mastersNeededAtFullLoad)}; ${fmt(whatIf.poolCommandsPerS)} commands/s`,
+);
 line(
   `msg/s ${fmt(msgPerS)}; bus payload ${Buffer.byteLength(payload)} B, per SPUBLISH ${publishIn + deliverOut + replyOut} B on the wire`,
 );

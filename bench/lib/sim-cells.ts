@@ -53,18 +53,23 @@ function colOf(lng: number, s: number): number {
   return ((Math.floor((lng + 180) / s) % n) + n) % n;
 }
 
-/** The cell id of a point at a level. */
-export function cellOf(level: number, lat: number, lng: number): number {
+/** The cell id of a point at a level (of `levels`, by default {@link LEVELS}). */
+export function cellOf(
+  level: number,
+  lat: number,
+  lng: number,
+  levels: readonly CellLevel[] = LEVELS,
+): number {
   if (Math.abs(lat) > POLAR_LAT) return POLAR_ID;
-  const s = (LEVELS[level] as CellLevel).cellDeg;
+  const s = (levels[level] as CellLevel).cellDeg;
   return (level << 20) | (bandOf(lat, s) << 10) | colOf(lng, s);
 }
 
 /** The tag of a cell id: `<prefix>pool:<s>:<band>:<col>` or `<prefix>pool:polar`. */
-export function tagOf(id: number): string {
+export function tagOf(id: number, levels: readonly CellLevel[] = LEVELS): string {
   if (id === POLAR_ID) return `${PREFIX}pool:polar`;
   const level = id >>> 20;
-  const s = (LEVELS[level] as CellLevel).cellDeg;
+  const s = (levels[level] as CellLevel).cellDeg;
   return `${PREFIX}pool:${s}:${(id >>> 10) & 0x3ff}:${id & 0x3ff}`;
 }
 
@@ -75,11 +80,17 @@ export function tagOf(id: number): string {
  * polar tag), the whole longitude circle when the cap reaches a pole; then the polar tag once
  * when the circle reaches beyond ±85°. Returns the number of cells visited.
  */
-export function searchCells(lat: number, lng: number, rangeKm: number, visit: (id: number) => void): number {
+export function searchCells(
+  lat: number,
+  lng: number,
+  rangeKm: number,
+  visit: (id: number) => void,
+  levels: readonly CellLevel[] = LEVELS,
+): number {
   let count = 0;
   let polar = false;
-  for (let level = 0; level < LEVELS.length; level++) {
-    const { maxTierKm, cellDeg: s } = LEVELS[level] as CellLevel;
+  for (let level = 0; level < levels.length; level++) {
+    const { maxTierKm, cellDeg: s } = levels[level] as CellLevel;
     const radius = Math.min(rangeKm, maxTierKm);
     const theta = Math.min(radius / EARTH_RADIUS_KM, Math.PI);
     const dLat = theta * DEG;
