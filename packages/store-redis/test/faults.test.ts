@@ -349,10 +349,15 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
 
   it("a partner that moved while the session was away, then lost its new node: its session ends at the grace, record and all", async () => {
     let store: Store | undefined; // n4's, to look at b's record
-    const [n1, n2, n3, n4] = await nodesOn(kind, { resumeGraceMs: 3000, nodeHeartbeatMs: 200 }, 4, (s, i) => {
-      if (i === 3) store = s;
-      return s;
-    });
+    const [n1, n2, n3, n4] = (await nodesOn(
+      kind,
+      { resumeGraceMs: 3000, nodeHeartbeatMs: 200 },
+      4,
+      (s, i) => {
+        if (i === 3) store = s;
+        return s;
+      },
+    )) as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
     const a = wrapClient(new WebSocket(urlOf(n1)));
     const b = wrapClient(new WebSocket(urlOf(n2)));
     const aw = await expectFrame(a, "welcome");
