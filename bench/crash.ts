@@ -237,6 +237,12 @@ const waitedFor = (d: Detection) =>
 const measured = detections.filter(owedNotice);
 const latencies = measured.map((d) => d.awayMs ?? waitedFor(d)).sort((a, b) => a - b);
 const late = boundMs === null ? 0 : latencies.filter((ms) => ms > boundMs).length;
+/** The partners told late or never, each with what its watch saw (so that a run without --trace still says who). */
+const lateOnes = boundMs === null ? [] : measured.filter((d) => (d.awayMs ?? waitedFor(d)) > boundMs);
+const lateLine = (d: Detection) =>
+  `client ${d.client} (room ${d.roomId}), its partner ${d.partner} on the node of kill ${d.kill} (plan ${d.partnerPlan}): ` +
+  `partner_away ${seconds(d.awayMs)}, partner_back ${seconds(d.backMs)}, partner_left ${seconds(d.leftMs)}` +
+  `${d.leftReason === undefined ? "" : ` ${d.leftReason}`}, the watcher gave up its own session ${seconds(d.watcherGaveUpMs)}`;
 // A watcher that gave up its own session before its partner's room ended cannot be told.
 const abandoned = detections.filter(
   (d) => d.partnerPlan === "abandon" && (d.watcherGaveUpMs === undefined || d.leftMs !== undefined),
@@ -389,6 +395,7 @@ if (f !== undefined && settings !== undefined) {
   for (const m of f.lostMessages.slice(0, 50)) log(`lost: ${lostLine(m)}`);
   for (const d of f.duplicateMessages.slice(0, 50)) log(`twice: ${duplicateLine(d)}`);
   for (const u of f.unfounded.slice(0, 50)) log(`unfounded: ${unfoundedLine(u)}`);
+  for (const d of lateOnes.slice(0, 50)) log(`late: ${lateLine(d)}`);
   const perKill = f.kills.map((k) => {
     const mine = measured.filter((d) => d.kill === k.kill);
     const away = mine.flatMap((d) => (d.awayMs === undefined ? [] : [d.awayMs]));
@@ -422,6 +429,11 @@ if (f !== undefined && settings !== undefined) {
       `(a node down) and retried; partner_left ${JSON.stringify(f.partnerLeft)}; error frames ${JSON.stringify(f.errors)}; closes ${JSON.stringify(f.closes)}; ` +
       `clients at the end ${JSON.stringify(f.states)}; load generator ${(f.loadCpu * 100).toFixed(0)}% of a core.`,
   );
+  if (lateOnes.length > 0)
+    notes.push(
+      `Partners told partner_away past the bound, or never (${lateOnes.length}${lateOnes.length > 20 ? ", the first 20" : ""}; ` +
+        `times from the kill; run with --trace for the clients' timelines): ${lateOnes.slice(0, 20).map(lateLine).join("; ")}`,
+    );
   if (f.unfounded.length > 0)
     notes.push(
       `partner_away / partner_left received while the partner had been connected in the room for 5 s or more (${f.unfounded.length}` +
