@@ -392,4 +392,59 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
     for (let i = 0; i < 50 && (await records.get(bw.sessionId)) !== undefined; i++) await sleep(100);
     expect(await records.get(bw.sessionId)).toBeUndefined();
   }, 30_000);
+  it("a message pushed to the mailbox after a resume drained it (and replayed from the history) is not replayed again at the next resume", async () => {
+    // n1 routes a's message to b, whose node n2 crashed; n1 reads b's record (b away on n2) and is
+    // held there while b resumes on n3, which drains b's (empty) mailbox and replays the message
+    // from the history. Then n1 pushes it into b's mailbox. b's next resume, with a cursor past
+    // it, must not get it again.
+    const held = heldNode0(10_000);
+    const [n1, n2, n3] = (await nodesOn(
+      kind,
+      { resumeGraceMs: 20_000, nodeHeartbeatMs: 10_000 },
+      3,
+      held.wrap,
+    )) as [ClusterNode, ClusterNode, ClusterNode];
+    const a = wrapClient(new WebSocket(urlOf(n1)));
+    const b = wrapClient(new WebSocket(urlOf(n2)));
+    cleanups.push(() => a.close());
+    await expectFrame(a, "welcome");
+    const bw = await expectFrame(b, "welcome");
+    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await expectFrame(a, "waiting");
+    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
+    await expectFrame(b, "waiting");
+    const { roomId } = await expectFrame(a, "matched");
+    await expectFrame(b, "matched");
+    a.send({ type: "message", text: "one", id: "1" });
+    await expectFrame(a, "ack");
+    const one = await expectFrame(b, "message");
+    held.watch.record = bw.sessionId;
+    await n2.crash();
+    a.send({ type: "message", text: "two", id: "2" });
+    await held.recordRead.held; // n1 found b away on n2, and is about to keep "two" in its mailbox
+    const b2 = wrapClient(
+      new WebSocket(`${urlOf(n3)}?resume=${bw.resumeToken}&last=${roomId}:${one.messageId}`),
+    );
+    const b2w = await expectFrame(b2, "welcome");
+    expect(b2w.resumed).toBe(true);
+    const two = await expectFrame(b2, "message", 5000);
+    expect(two.text).toBe("two");
+    held.recordRead.release();
+    // "two" is in b's mailbox now (a may hear first that b came back)
+    for (let f = await a.next(5000); f.type !== "ack"; f = await a.next(5000))
+      expect(f.type).toBe("partner_back");
+    await b2.drop();
+    const b3 = wrapClient(
+      new WebSocket(`${urlOf(n3)}?resume=${b2w.resumeToken}&last=${roomId}:${two.messageId}`),
+    );
+    cleanups.push(() => b3.close());
+    expect((await expectFrame(b3, "welcome")).resumed).toBe(true);
+    a.send({ type: "message", text: "three", id: "3" });
+    for (;;) {
+      const f = await b3.next(5000);
+      if (f.type !== "message") continue;
+      expect(f.text).toBe("three");
+      break;
+    }
+  }, 30_000);
 });

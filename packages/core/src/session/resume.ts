@@ -102,6 +102,22 @@ export function missedMessages(
   return history.slice(start).filter((m) => m.from === partnerSessionId);
 }
 
+/**
+ * Whether the message a client's cursor names (`<roomId>:<messageId>`) is in the room's history.
+ * Then every message of the room stored before that history was read is accounted for: after the
+ * cursor it is in the history (and replayed from it), at or before it the client has it, and one
+ * no longer in the bounded history is older than the cursor.
+ */
+export function cursorHeld(
+  history: readonly StoredMessage[],
+  cursor: string | undefined,
+  roomId: string,
+): boolean {
+  if (!cursorIn(cursor, roomId) || cursor === undefined) return false;
+  const after = cursor.slice(roomId.length + 1);
+  return after !== "" && history.some((m) => m.messageId === after);
+}
+
 /** Whether a client's cursor points into `roomId`. */
 export function cursorIn(cursor: string | undefined, roomId: string): boolean {
   if (cursor === undefined) return false;

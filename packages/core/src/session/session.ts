@@ -14,7 +14,7 @@ import { Link, type LinkTarget } from "./link.js";
 import { PlaceMachine, type PlaceOwner } from "./place.js";
 import { RelayQueue, type RelaySender } from "./relay-queue.js";
 import { RequestQueue } from "./requests.js";
-import { AwayState, cursorIn, missedMessages } from "./resume.js";
+import { AwayState, cursorHeld, cursorIn, missedMessages } from "./resume.js";
 
 /**
  * The states of a session.
@@ -348,8 +348,15 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
     const missed = await this.host.store.mailbox.drain(this.id);
     // A message replayed from the history may still be on its way here by its route (routed to
     // the old node, then found here): it must not be delivered a second time when it arrives.
-    this.away.replayedFromHistory(await this.replayHistory(resume.lastSeen, resume.released !== undefined));
+    const { sent, settled } = await this.replayHistory(resume.lastSeen, resume.released !== undefined);
+    this.away.replayedFromHistory(sent);
     for (const frame of missed) {
+      // Every message in the mailbox was stored in the room's history before it was pushed, so
+      // before the history was read: when the history holds the cursor, the client has it or it
+      // was just replayed. Such a frame is not always one this resume replayed: a sender's node
+      // that still took the session for away pushes it after an earlier resume drained the
+      // mailbox (that resume replayed it from the history), and it waits for the next resume.
+      if (frame.type === "message" && frame.roomId === settled) continue;
       if (!this.away.duplicate(frame) && this.place.apply(frame, undefined, true)) this.send(frame);
     }
     for (const message of this.away.release()) {
@@ -363,21 +370,25 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   /**
    * Sends the partner's messages of the current room that come after the client's cursor, from
    * the room's history (see {@link missedMessages}); after a move to another node, also learns
-   * the acks of this session's own messages there. Resolves the ids it sent.
+   * the acks of this session's own messages there. Resolves the ids it sent and, when the history
+   * holds the cursor (see {@link cursorHeld}), the room whose earlier messages are all settled.
    */
-  private async replayHistory(lastSeen: string | undefined, moved: boolean): Promise<Set<string>> {
+  private async replayHistory(
+    lastSeen: string | undefined,
+    moved: boolean,
+  ): Promise<{ sent: Set<string>; settled?: string }> {
     const sent = new Set<string>();
     const room = this.place.room();
-    if (room === undefined) return sent;
+    if (room === undefined) return { sent };
     const { roomId, partner } = room;
-    if (!cursorIn(lastSeen, roomId) && !moved) return sent;
+    if (!cursorIn(lastSeen, roomId) && !moved) return { sent };
     const history = await this.host.store.rooms.history(roomId);
     this.relay.rememberFrom(history);
     for (const m of missedMessages(history, lastSeen, roomId, partner.sessionId) ?? []) {
       sent.add(m.messageId);
       this.send({ type: "message", roomId, messageId: m.messageId, text: m.text, ts: m.ts });
     }
-    return sent;
+    return cursorHeld(history, lastSeen, roomId) ? { sent, settled: roomId } : { sent };
   }
 
   private member(): RoomMember {
