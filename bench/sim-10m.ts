@@ -367,7 +367,8 @@ function poolLoad(levels: readonly CellLevel[]) {
     const own = cellOf(levelOf(range), p.lat, p.lng, levels);
     touch(own, "add", 1);
     dirCommands += perDraw; // SET of the directory key
-    searchCells(p.lat, p.lng, range, (id) => touch(id, "search", 1), levels);
+    // The add script searches the newcomer's own cell; the other cells get a search script each.
+    searchCells(p.lat, p.lng, range, (id) => id !== own && touch(id, "search", 1), levels);
     const o = main.sim.samples[classOf(c.population) * NG + g];
     if (o === undefined || o.size === 0) continue;
     const k = Math.floor(rand() * o.size);
@@ -383,8 +384,9 @@ function poolLoad(levels: readonly CellLevel[]) {
       const other = cellOf(levelOf(o.partnerRange[k] as number), lat, lng, levels);
       if (other === own) touch(own, "claim", 1);
       else {
-        touch(own, "claim", 2);
-        touch(other, "claim", 2);
+        // Reserve and commit in the first cell of the claim's order, take in the second.
+        touch(Math.min(own, other), "claim", 2);
+        touch(Math.max(own, other), "claim", 1);
         dirCommands += 2 * perDraw;
       }
     }

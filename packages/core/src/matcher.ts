@@ -33,7 +33,7 @@ export async function searchAndClaim(
   filter: MatchFilter | undefined,
   prune?: (entries: PoolEntry[]) => Promise<PoolEntry[]>,
 ): Promise<Claimed | undefined> {
-  const found = await store.pool.candidates(me.lat, me.lng, me.rangeKm);
+  const found = await store.pool.candidates(me.lat, me.lng, me.rangeKm, me.sessionId);
   const eligible: Claimed[] = [];
   for (const c of found) {
     if (c.sessionId === me.sessionId || c.userId === me.userId) continue;

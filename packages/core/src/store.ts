@@ -35,8 +35,11 @@ export interface PoolStore {
    * `haversine(entry, point) <= min(entry.rangeKm, rangeKm)`, possibly with some more (the
    * matcher checks the exact distance; a store may ignore `rangeKm` and return every entry
    * whose own range contains the point). Never capped: a cap could hide an eligible partner.
+   * `newcomer` is the pool key of the entry this search is for, when the matcher searches for an
+   * entry it just added: a store may reuse what it read while adding it, if that read was atomic
+   * with the add (the geo-sharded Redis pool searches the entry's own cell in its add script).
    */
-  candidates(lat: number, lng: number, rangeKm: number): Promise<PoolEntry[]>;
+  candidates(lat: number, lng: number, rangeKm: number, newcomer?: string): Promise<PoolEntry[]>;
   /**
    * Atomically removes both sessions if both are waiting, and resolves `true`; otherwise
    * changes nothing and resolves `false`. This is what makes a match happen at most once,

@@ -195,25 +195,26 @@ return 1
 `,
 );
 
-// ARGV: the newcomer's point (lat, lng) and range (km or 'inf'), the GEO-valid centre (lng,
-// lat), how far the centre moved (m), then per tier: search radius (m), kept radius (m or
-// 'inf'), and last '1' to check the polar entries or '0' to skip them. A member found at distance d (Redis's metric, from the centre) is kept when
-// d <= min(its range, the newcomer's range) converted like the plan's radii: only the extras
-// that quantisation and the pole detour let through remain.
-export const CANDIDATES = script(
-  "pool.candidates",
-  `
+// Lua: search(A, lastGeo) searches the GEO sets KEYS[3..lastGeo] and the polar hash KEYS[2] and
+// returns the values of the entries found. A: the newcomer's point (lat, lng) and range (km or
+// 'inf'), the GEO-valid centre (lng, lat), how far the centre moved (m), then per tier: search
+// radius (m), kept radius (m or 'inf'), and last '1' to check the polar entries or '0' to skip
+// them. A member found at distance d (Redis's metric, from the centre) is kept when d <= min(its
+// range, the newcomer's range) converted like the plan's radii: only the extras that
+// quantisation and the pole detour let through remain.
+export const SEARCH = `
+local function search(A, lastGeo)
 local function num(text)
   if text == 'inf' then return math.huge end
   return tonumber(text)
 end
-local q, moved = num(ARGV[3]), tonumber(ARGV[6])
-local lng, lat = ARGV[4], ARGV[5]
+local q, moved = num(A[3]), tonumber(A[6])
+local lng, lat = A[4], A[5]
 local ids, n = {}, 0
-for i = 3, #KEYS do
+for i = 3, lastGeo do
   local a = 7 + (i - 3) * 2
-  local keep = num(ARGV[a + 1])
-  local rows = redis.call('GEOSEARCH', KEYS[i], 'FROMLONLAT', lng, lat, 'BYRADIUS', ARGV[a], 'm', 'WITHDIST')
+  local keep = num(A[a + 1])
+  local rows = redis.call('GEOSEARCH', KEYS[i], 'FROMLONLAT', lng, lat, 'BYRADIUS', A[a], 'm', 'WITHDIST')
   -- A search over large cells can list a member twice.
   local seen = {}
   for _, row in ipairs(rows) do
@@ -230,9 +231,9 @@ for i = 3, #KEYS do
   end
 end
 -- Polar entries: few, checked one by one with core's haversine (and a hair of slack).
-local plat, plng = math.rad(tonumber(ARGV[1])), math.rad(tonumber(ARGV[2]))
+local plat, plng = math.rad(tonumber(A[1])), math.rad(tonumber(A[2]))
 local polar = {}
-if ARGV[#ARGV] == '1' then polar = redis.call('HGETALL', KEYS[2]) end
+if A[#A] == '1' then polar = redis.call('HGETALL', KEYS[2]) end
 for i = 1, #polar, 2 do
   local elat, elng, erange = string.match(polar[i + 1], '^(%S+) (%S+) (%S+)$')
   elat, elng = math.rad(tonumber(elat)), math.rad(tonumber(elng))
@@ -256,6 +257,14 @@ for s = 1, n, 1000 do
   end
 end
 return out
+end
+`;
+
+// ARGV: the search's arguments (A above).
+export const CANDIDATES = script(
+  "pool.candidates",
+  `${SEARCH}
+return search(ARGV, #KEYS)
 `,
 );
 

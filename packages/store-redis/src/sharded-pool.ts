@@ -8,6 +8,8 @@ import {
   geoLng,
   numArg,
   PUT,
+  SEARCH,
+  type SearchPlan,
   searchPlan,
   type TierSearch,
   tierOf,
@@ -40,16 +42,20 @@ local function held(id)
 end
 `;
 
-// ARGV: id, tier (within the level; 0: polar), lng (GEO spelling), lat, range, entry JSON.
-// Returns 2 when the cell was empty before (so the cell list learns it), else 1.
+// ARGV: id, tier (within the level; 0: polar), lng (GEO spelling), lat, range, entry JSON, then
+// optionally the arguments of this cell's search for the newcomer (see SEARCH in pool.ts), run
+// after the add in the same script. Returns {2 when the cell was empty before (so the cell list
+// learns it) or 1, then the values the search found}.
 const ADD = script(
   "pool.cell.add",
-  `${UNINDEX}${PUT}
+  `${UNINDEX}${PUT}${SEARCH}
 local fresh = redis.call('HLEN', KEYS[1]) == 0
 redis.call('HDEL', KEYS[#KEYS], ARGV[1])
 put()
-if fresh then return 2 end
-return 1
+local out = {}
+if #ARGV > 6 then out = search({unpack(ARGV, 7)}, #KEYS - 1) end
+table.insert(out, 1, fresh and 2 or 1)
+return out
 `,
 );
 
@@ -76,6 +82,21 @@ local left, tok = held(ARGV[1])
 if left and tok ~= ARGV[2] then return -left end
 redis.call('HSET', KEYS[#KEYS], ARGV[1], ARGV[2] .. ' ' .. (nowMs() + tonumber(ARGV[3])))
 return 1
+`,
+);
+
+// ARGV: id. Removes an entry no live reservation holds and returns its value; 0 if absent, -ms
+// if another claim holds it (the second step of a claim across cells: reserve, take, commit).
+const TAKE = script(
+  "pool.cell.take",
+  `${UNINDEX}${HELD}
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return 0 end
+local left = held(ARGV[1])
+if left then return -left end
+unindex(old, ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return old
 `,
 );
 
@@ -169,6 +190,11 @@ export class ShardedRedisPool implements PoolStore {
   /** Tier index (1-based, over all tiers) → its level and its index within it. */
   readonly #tierPlace = new Map<number, { level: Level; local: number }>();
   readonly #cells = new Map<string, Cell>();
+  /** What the add script of an entry found in its own cell, for that entry's search. */
+  readonly #found = new Map<
+    string,
+    { tag: string; lat: number; lng: number; rangeKm: number; values: string[] }
+  >();
   /** Pool key → cell tag, for entries this node added or saw. */
   readonly #where = new Map<string, string>();
   readonly #cellList: string;
@@ -254,7 +280,15 @@ export class ShardedRedisPool implements PoolStore {
     }
   }
 
-  async add(entry: PoolEntry): Promise<void> {
+  add(entry: PoolEntry): Promise<void> {
+    return this.#put(entry, true);
+  }
+
+  /**
+   * Adds (or replaces) an entry in its cell; with `search`, the same script also searches that
+   * cell for the entry, as `candidates` would, and the result is kept for the entry's own search.
+   */
+  async #put(entry: PoolEntry, search: boolean): Promise<void> {
     const { lat, lng, rangeKm } = entry;
     if (!(Math.abs(lat) <= 90 && Math.abs(lng) <= 180 && rangeKm >= 0)) {
       throw new RangeError(
@@ -270,22 +304,42 @@ export class ShardedRedisPool implements PoolStore {
       tier = place.local;
     }
     const id = entry.sessionId;
+    const args: (string | number)[] = [id, tier, geoLng(lng), lat, numArg(rangeKm), JSON.stringify(entry)];
+    if (search)
+      args.push(...this.#searchArgs(lat, lng, searchPlan(lat, lng, rangeKm, this.#tiers), cell.level));
     await attempt("pool.add", async () => {
       // The directory learns the new cell and says where a replaced entry was (SET ... GET), while
       // the cell takes the entry: one round trip.
-      const args = [id, tier, geoLng(lng), lat, numArg(rangeKm), JSON.stringify(entry)];
-      const [before, added] = await Promise.all([
+      const [before, added] = (await Promise.all([
         this.#client.set(this.#directory(id), cell.tag, "PX", DIRECTORY_TTL_MS, "GET"),
         run(this.#client, ADD, cell.keys, args),
-      ]);
+      ])) as [string | null, [number, ...string[]]];
       this.#remember(id, cell.tag);
-      if (added === 2) await this.#client.sadd(this.#cellList, cell.tag);
+      if (search) {
+        if (this.#found.size >= MAX_REMEMBERED) this.#found.clear();
+        this.#found.set(id, { tag: cell.tag, lat, lng, rangeKm, values: added.slice(1) as string[] });
+      }
+      if (added[0] === 2) await this.#client.sadd(this.#cellList, cell.tag);
       // A replaced entry in another cell: take it out there.
       const old = before === null ? undefined : this.#cellOfTag(before);
       if (old !== undefined && old.tag !== cell.tag) {
         await this.#untilFree(() => run(this.#client, REMOVE, old.keys, [id]));
       }
     });
+  }
+
+  /**
+   * The arguments of the search script (SEARCH in pool.ts) for a newcomer at (`lat`, `lng`) in a
+   * cell of `level`: that level's tiers; the polar tag (`level` undefined) checks its entries.
+   */
+  #searchArgs(lat: number, lng: number, plan: SearchPlan, level: Level | undefined): (string | number)[] {
+    const args: (string | number)[] = [lat, lng, plan.rangeKm, plan.lng, plan.lat, plan.movedM];
+    for (const t of level?.tiers ?? []) {
+      const tier = plan.tiers[t - 1] as TierSearch;
+      args.push(tier.searchM, numArg(tier.keepM));
+    }
+    args.push(level === undefined ? "1" : "0");
+    return args;
   }
 
   async remove(sessionId: string): Promise<boolean> {
@@ -327,32 +381,34 @@ export class ShardedRedisPool implements PoolStore {
     });
   }
 
-  async candidates(lat: number, lng: number, rangeKm: number): Promise<PoolEntry[]> {
+  async candidates(lat: number, lng: number, rangeKm: number, newcomer?: string): Promise<PoolEntry[]> {
     if (!(Math.abs(lat) <= 90 && Math.abs(lng) <= 180 && rangeKm >= 0)) {
       throw new RangeError(
         `pool.candidates: lat must be within ±90, lng within ±180 and rangeKm >= 0; got (${lat}, ${lng}) and ${rangeKm}`,
       );
     }
+    // The newcomer's own cell was searched by its add script, after the add: use that (once).
+    let found = newcomer === undefined ? undefined : this.#found.get(newcomer);
+    if (found !== undefined) {
+      this.#found.delete(newcomer as string);
+      if (found.lat !== lat || found.lng !== lng || found.rangeKm !== rangeKm) found = undefined;
+    }
     const plan = searchPlan(lat, lng, rangeKm, this.#tiers);
-    const head: (string | number)[] = [lat, lng, plan.rangeKm, plan.lng, plan.lat, plan.movedM];
     const searches: Promise<unknown>[] = [];
     const tags: string[] = [];
+    const searchIn = (cell: Cell, args: (string | number)[]) => {
+      tags.push(cell.tag);
+      if (cell.tag === found?.tag) searches.push(Promise.resolve(found.values));
+      // The reservations key is not a GEO set: the search takes the keys before it.
+      else searches.push(run(this.#client, CANDIDATES, cell.keys.slice(0, -1), args));
+    };
     for (const level of this.#levels) {
-      const tierSearches = level.tiers.map((t) => plan.tiers[t - 1] as TierSearch);
-      const args = [...head];
-      for (const t of tierSearches) args.push(t.searchM, numArg(t.keepM));
-      args.push("0");
+      const args = this.#searchArgs(lat, lng, plan, level);
       for (const [band, col] of cellsWithin(level, lat, lng, Math.min(rangeKm, level.capKm))) {
-        const cell = this.#gridCell(level, band, col);
-        // The reservations key is not a GEO set: the search takes the keys before it.
-        tags.push(cell.tag);
-        searches.push(run(this.#client, CANDIDATES, cell.keys.slice(0, -1), args));
+        searchIn(this.#gridCell(level, band, col), args);
       }
     }
-    if (plan.polar) {
-      tags.push(this.#polar.tag);
-      searches.push(run(this.#client, CANDIDATES, this.#polar.keys.slice(0, -1), [...head, "1"]));
-    }
+    if (plan.polar) searchIn(this.#polar, this.#searchArgs(lat, lng, plan, undefined));
     const results = (await attempt("pool.candidates", () => Promise.all(searches))) as string[][];
     const out: PoolEntry[] = [];
     results.forEach((values, i) => {
@@ -389,22 +445,20 @@ export class ShardedRedisPool implements PoolStore {
       const reserve = (id: string, cell: Cell) =>
         this.#untilFree(() => run(this.#client, RESERVE, cell.keys, [id, token, this.#leaseMs]));
       if ((await reserve(id1, c1)) !== 1) return false;
-      if ((await reserve(id2, c2)) !== 1) {
+      // The second needs no reservation of its own: taken at once if no other claim holds it.
+      const v2 = await this.#untilFree(() => run(this.#client, TAKE, c2.keys, [id2]));
+      if (typeof v2 !== "string") {
         await run(this.#client, RELEASE, c1.keys, [id1, token]);
         return false;
       }
-      const [v1, v2] = (await Promise.all([
-        run(this.#client, COMMIT, c1.keys, [id1, token]),
-        run(this.#client, COMMIT, c2.keys, [id2, token]),
-      ])) as (string | null)[];
-      if (typeof v1 === "string" && typeof v2 === "string") {
+      const v1 = await run(this.#client, COMMIT, c1.keys, [id1, token]);
+      if (typeof v1 === "string") {
         await this.#forget([sessionA, sessionB]);
         return true;
       }
-      // A lease ran out while this node stalled and another claim or a remove took one entry:
-      // put the other back as it was (same place in the queue), and report no claim.
-      if (typeof v1 === "string") await this.add(entryOf(v1));
-      if (typeof v2 === "string") await this.add(entryOf(v2));
+      // The first's lease ran out while this node stalled, and another claim or a remove took
+      // it: put the second back as it was (same place in the queue), and report no claim.
+      await this.#put(entryOf(v2), false);
       return false;
     });
   }
