@@ -5,8 +5,10 @@ import type { Admission, Handshake, Identity, Refusal, ResumeTicket } from "./co
 import type { Counters } from "./counters.js";
 import { WhisperError } from "./errors.js";
 import type { HubEvents } from "./events.js";
+import { reachable } from "./handover.js";
 import { randomId } from "./ids.js";
 import type { SessionHost } from "./session/host.js";
+import { readTokenHash, storedTokenHash, type TokenHashes } from "./session/resume.js";
 import { Session } from "./session/session.js";
 import type {
   AuthenticateHook,
@@ -33,8 +35,10 @@ interface Ticket {
   session: Session;
   /** The fresh resume token `welcome` will carry. */
   token: string;
-  /** The hash of the token the client resumed with: given back if the resume is cancelled. */
-  previousHash: string;
+  /** The hash of the token the client resumed with (still taken until the client shows it got the new one). */
+  presented: string;
+  /** The session's token hashes before this resume: given back if the resume is cancelled. */
+  before: TokenHashes;
   /** For a session rebuilt here from its record: the node that owned it (asked to hand it over at `open`). */
   fromNode?: string;
   /** The client's message cursor (handshake parameter `last`). */
@@ -275,35 +279,43 @@ export class Admissions {
     const dot = token.indexOf(".");
     if (dot <= 0) return undefined;
     const sessionId = token.slice(0, dot);
-    const previousHash = hashToken(token);
+    const presented = hashToken(token);
     const fresh = `${sessionId}.${randomId(24)}`;
-    const freshHash = hashToken(fresh);
+    // The token the client resumed with stays taken until it shows it got the fresh one.
+    const next: TokenHashes = { current: hashToken(fresh), previous: presented };
     const local = this.sessions.get(sessionId);
-    if (local !== undefined && !local.persisted && !local.isClosed() && local.tokenHash === previousHash) {
+    if (local !== undefined && !local.persisted && !local.isClosed() && local.takes(presented)) {
       // A session that never changed state has no record yet (idle sessions cost no store
       // write): it can only be taken over on its own node, which is this one. Swapping the
       // hash here, before any await, keeps the token single-use.
       if (!mayResume(identity, local.identity)) return undefined;
-      local.reissue(freshHash);
-      return this.issueTicket({ session: local, token: fresh, previousHash }, lastSeen);
+      const before = local.tokenHashes();
+      local.reissue(next);
+      return this.issueTicket({ session: local, token: fresh, presented, before }, lastSeen);
     }
     // The owner first (a session's user never changes), then the compare-and-set: a token of
     // another identity is refused before it can burn anything.
     const current = await this.store.sessions.get(sessionId);
+    const before = current === undefined ? undefined : readTokenHash(current.tokenHash);
     if (
       current === undefined ||
-      current.tokenHash !== previousHash ||
+      before === undefined ||
       !mayResume(identity, current) ||
+      !(
+        before.current === presented ||
+        (before.previous === presented && (await this.previousStillTaken(current, presented)))
+      ) ||
       (await this.endedWithItsNode(current))
     ) {
       this.events.emit("resume", { sessionId, identity, ok: false });
       return undefined;
     }
+    // Both hashes are one stored string: of several resumes with either token, one wins.
     const record = await this.store.sessions.takeover(
       sessionId,
-      previousHash,
+      current.tokenHash,
       this.nodeId,
-      freshHash,
+      storedTokenHash(next),
       this.settings.sessionRecordTtlMs,
     );
     if (record === undefined) {
@@ -312,17 +324,31 @@ export class Admissions {
     }
     const session = this.sessions.get(sessionId);
     if (session !== undefined) {
-      session.reissue(freshHash);
-      return this.issueTicket({ session, token: fresh, previousHash }, lastSeen);
+      const mine = session.tokenHashes();
+      session.reissue(next);
+      return this.issueTicket({ session, token: fresh, presented, before: mine }, lastSeen);
     }
     // Kept here (away) from now on: a frame routed by the record's new node id finds it.
-    const adopted = Session.fromRecord(this.host, record, freshHash);
+    const adopted = Session.fromRecord(this.host, record, next);
     this.sessions.set(sessionId, adopted);
     adopted.goAwayQuietly();
     return this.issueTicket(
-      { session: adopted, token: fresh, previousHash, fromNode: record.nodeId },
+      { session: adopted, token: fresh, presented, before, fromNode: record.nodeId },
       lastSeen,
     );
+  }
+
+  /**
+   * Whether the token of the session's previous resume (the record holds its hash: the client
+   * has sent nothing since) may take the session once more, because the session has no
+   * connection: on this node, its session here has none; elsewhere, the node its record names is
+   * gone from the bus (a crashed node leaves it at once, long before its heartbeat expires). A
+   * node that is there may hold a live connection of the session, which an old token must never
+   * take over: the resume is refused.
+   */
+  private async previousStillTaken(record: SessionRecord, presented: string): Promise<boolean> {
+    if (record.nodeId === this.nodeId) return this.sessions.get(record.sessionId)?.takes(presented) === true;
+    return !(await reachable(this.store, record.nodeId));
   }
 
   /**
@@ -380,14 +406,21 @@ export class Admissions {
     if (session.isClosed()) return;
     const freshHash = hashToken(entry.token);
     if (entry.fromNode === undefined) {
-      session.resumeAbandoned(freshHash, entry.previousHash);
+      session.resumeAbandoned(freshHash, entry.before);
       return;
     }
     // Rebuilt here for nothing: the record goes back to its node, with the token the client has.
     session.halt();
     this.host.forget(session);
+    const swapped = storedTokenHash({ current: freshHash, previous: entry.presented });
     this.store.sessions
-      .takeover(session.id, freshHash, entry.fromNode, entry.previousHash, this.settings.sessionRecordTtlMs)
+      .takeover(
+        session.id,
+        swapped,
+        entry.fromNode,
+        storedTokenHash(entry.before),
+        this.settings.sessionRecordTtlMs,
+      )
       .catch((error) => this.events.emit("error", { error, sessionId: session.id }));
   }
 }

@@ -5,6 +5,15 @@ import type { ReleasedMessage, SessionSnapshot, Store } from "./store.js";
 /** How long a resuming node waits for the old node to hand a session over. */
 const RELEASE_TIMEOUT_MS = 2000;
 
+/**
+ * Whether a node holds its bus subscription: it is sent an answer to a hand-over nobody waits for
+ * (`released` for no session, which a node ignores). A killed node's subscription goes with its
+ * store connection at once, long before its heartbeat expires. A failed publish counts as there.
+ */
+export async function reachable(store: Store, nodeId: string): Promise<boolean> {
+  return store.bus.publish(nodeId, { kind: "released", to: "", snapshot: null }).catch(() => true);
+}
+
 /** A session as the hand-over sees it on the node that gives it up. */
 export interface Releasable {
   /** Stops it here without ending it; resolves the state to carry over. */

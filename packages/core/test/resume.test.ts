@@ -21,7 +21,7 @@ interface Client {
   token(): string;
 }
 
-async function connect(h: WhisperHub, resume?: string): Promise<Client> {
+async function connect(h: WhisperHub, resume?: string, last?: string): Promise<Client> {
   const frames: ServerFrame[] = [];
   let dead = false;
   const conn: Connection = {
@@ -32,6 +32,7 @@ async function connect(h: WhisperHub, resume?: string): Promise<Client> {
     bufferedAmount: 0,
   };
   const params: Record<string, string> = resume === undefined ? {} : { resume };
+  if (last !== undefined) params.last = last;
   const admission = await h.admit({ transport: "test", headers: {}, params, remoteAddress: "10.0.0.1" });
   const link = h.open(admission, conn);
   return {
@@ -149,5 +150,44 @@ describe("a partner whose node died", () => {
     expect(back.frames.find((f) => f.type === "partner_left")).toMatchObject({ reason: "disconnected" });
     await one.close();
     await two.close();
+  });
+});
+
+describe("a resume whose welcome never arrived", () => {
+  it("the token it was made with resumes the session once more, until the client used its connection", async () => {
+    hub = createWhisper({ store: createMemoryStore(), resumeGraceMs: 5000, locationPrecisionKm: 0 });
+    const ana = await connect(hub);
+    const ben = await connect(hub);
+    ana.link.receive({ type: "join", location: { lat: 48.85, lng: 2.35 }, rangeKm: 5 });
+    ben.link.receive({ type: "join", location: { lat: 48.86, lng: 2.36 }, rangeKm: 5 });
+    await until(() => ana.frames.some((f) => f.type === "matched"), "matched");
+    ben.link.closed(1006);
+    await until(() => hub?.localCounts().away === 1, "Ben away");
+    ana.link.receive({ type: "message", text: "while you were away", id: "1" });
+    await until(() => ana.frames.some((f) => f.type === "ack"), "ack");
+    // Ben resumes; the connection dies before the welcome (with the new token) reaches him.
+    const lost = await connect(hub, ben.token());
+    lost.cut();
+    lost.link.closed(1006);
+    await until(() => hub?.localCounts().away === 1, "Ben away again");
+    // His retry with the old token takes the same session back, with what he missed.
+    const matched = ben.frames.find((f) => f.type === "matched");
+    const retry = await connect(hub, ben.token(), `${matched?.type === "matched" ? matched.roomId : ""}:`);
+    expect(retry.frames[0]).toMatchObject({ type: "welcome", resumed: true, sessionId: ben.link.sessionId });
+    await until(
+      () => retry.frames.some((f) => f.type === "message" && f.text === "while you were away"),
+      "the missed message",
+    );
+    // While that connection is open, the old token takes nothing.
+    const thief = await connect(hub, ben.token());
+    expect(thief.frames[0]).toMatchObject({ type: "welcome", resumed: false });
+    // Ben uses his connection: the old token is spent, even once he is away again.
+    retry.link.receive({ type: "ping" });
+    retry.link.closed(1006);
+    await until(() => hub?.localCounts().away === 1, "Ben away once more");
+    const late = await connect(hub, ben.token());
+    expect(late.frames[0]).toMatchObject({ type: "welcome", resumed: false });
+    const again = await connect(hub, retry.token());
+    expect(again.frames[0]).toMatchObject({ type: "welcome", resumed: true, sessionId: ben.link.sessionId });
   });
 });

@@ -447,4 +447,92 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
       break;
     }
   }, 30_000);
+  it("a resume whose node took the session over and died before its welcome: the old token resumes it once more, until the client used the new one", async () => {
+    // n3's takeover of b's session is held once done (the token swapped in the store), and n3 is
+    // crashed: b never gets the welcome with the new token, and retries with its old one on n1.
+    const takenOver = gate();
+    let holdTakeover = false;
+    let store4: Store | undefined; // n4's, to look at b's record
+    const [n1, n2, n3, n4] = (await nodesOn(
+      kind,
+      { resumeGraceMs: 20_000, nodeHeartbeatMs: 10_000 },
+      4,
+      (store, i) => {
+        if (i === 3) store4 = store;
+        return i !== 2
+          ? store
+          : new Proxy(store, {
+              get: (t, key) =>
+                key !== "sessions"
+                  ? member(t, key)
+                  : new Proxy(store.sessions, {
+                      get: (st, k) =>
+                        k === "takeover"
+                          ? async (...args: Parameters<Store["sessions"]["takeover"]>) => {
+                              const before = await store.sessions.takeover(...args);
+                              if (!holdTakeover) return before;
+                              await takenOver.wait(); // until the node halted: it never answers
+                              throw new Error("the node died");
+                            }
+                          : member(st, k),
+                    }),
+            });
+      },
+    )) as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    const a = wrapClient(new WebSocket(urlOf(n1)));
+    const b = wrapClient(new WebSocket(urlOf(n2)));
+    cleanups.push(() => a.close());
+    await expectFrame(a, "welcome");
+    const bw = await expectFrame(b, "welcome");
+    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await expectFrame(a, "waiting");
+    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
+    await expectFrame(b, "waiting");
+    const { roomId } = await expectFrame(a, "matched");
+    await expectFrame(b, "matched");
+    await n2.crash();
+    a.send({ type: "message", text: "while away", id: "1" });
+    await expectFrame(a, "ack", 5000);
+    holdTakeover = true;
+    const lost = wrapClient(new WebSocket(`${urlOf(n3)}?resume=${bw.resumeToken}&last=${roomId}:`));
+    lost.ws.on("error", () => undefined);
+    await takenOver.held;
+    await n3.hub.halt();
+    takenOver.release();
+    await n3.crash();
+    await lost.closed;
+    expect(lost.pending().filter((f) => f.type === "welcome")).toEqual([]);
+    // The retry with the old token, on n1: the same session, its room and what it missed.
+    const retry = wrapClient(new WebSocket(`${urlOf(n1)}?resume=${bw.resumeToken}&last=${roomId}:`));
+    cleanups.push(() => retry.close());
+    const rw = await expectFrame(retry, "welcome");
+    expect(rw.resumed).toBe(true);
+    expect(rw.sessionId).toBe(bw.sessionId);
+    for (;;) {
+      const f = await retry.next(5000);
+      if (f.type !== "message") continue;
+      expect(f.text).toBe("while away");
+      break;
+    }
+    // While its connection is live, the old token takes nothing (a fresh session, on either node).
+    for (const node of [n1, n4]) {
+      const thief = wrapClient(new WebSocket(`${urlOf(node)}?resume=${bw.resumeToken}`));
+      expect((await expectFrame(thief, "welcome")).resumed).toBe(false);
+      await thief.close();
+    }
+    // The client uses its new token's connection: the old token is spent, even while it is away.
+    retry.send({ type: "message", text: "got it", id: "2" });
+    await expectFrame(retry, "ack", 5000);
+    const records = (store4 as Store).sessions;
+    for (let i = 0; i < 50 && (await records.get(bw.sessionId))?.tokenHash.includes(" "); i++)
+      await sleep(50);
+    expect((await records.get(bw.sessionId))?.tokenHash).not.toContain(" "); // saved without the old token
+    await retry.drop();
+    const old = wrapClient(new WebSocket(`${urlOf(n1)}?resume=${bw.resumeToken}`));
+    cleanups.push(() => old.close());
+    expect((await expectFrame(old, "welcome")).resumed).toBe(false);
+    const again = wrapClient(new WebSocket(`${urlOf(n1)}?resume=${rw.resumeToken}`));
+    cleanups.push(() => again.close());
+    expect((await expectFrame(again, "welcome")).resumed).toBe(true);
+  }, 30_000);
 });

@@ -124,3 +124,30 @@ export function cursorIn(cursor: string | undefined, roomId: string): boolean {
   const colon = cursor.indexOf(":");
   return colon > 0 && cursor.slice(0, colon) === roomId;
 }
+
+/**
+ * A session's resume token hashes: the current token's, and while the client has not shown that
+ * it got that token, the one it resumed with (docs/protocol.md, "Resume": a `welcome` lost with
+ * its node or its connection).
+ */
+export interface TokenHashes {
+  current: string;
+  previous: string | undefined;
+}
+
+/**
+ * The `tokenHash` of a session record: the current hash, then a space and the previous one while
+ * it is still taken. Stores keep it as one opaque string, so a takeover's compare-and-set swaps
+ * both at once.
+ */
+export function storedTokenHash({ current, previous }: TokenHashes): string {
+  return previous === undefined ? current : `${current} ${previous}`;
+}
+
+/** The hashes in a session record's `tokenHash` (see {@link storedTokenHash}). */
+export function readTokenHash(stored: string): TokenHashes {
+  const space = stored.indexOf(" ");
+  return space < 0
+    ? { current: stored, previous: undefined }
+    : { current: stored.slice(0, space), previous: stored.slice(space + 1) };
+}

@@ -14,7 +14,14 @@ import { Link, type LinkTarget } from "./link.js";
 import { PlaceMachine, type PlaceOwner } from "./place.js";
 import { RelayQueue, type RelaySender } from "./relay-queue.js";
 import { RequestQueue } from "./requests.js";
-import { AwayState, cursorHeld, cursorIn, missedMessages } from "./resume.js";
+import {
+  AwayState,
+  cursorHeld,
+  cursorIn,
+  missedMessages,
+  storedTokenHash,
+  type TokenHashes,
+} from "./resume.js";
 
 /**
  * The states of a session.
@@ -51,6 +58,11 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   identity: Identity;
   /** The hash of the current resume token. */
   private hash: string;
+  /**
+   * The hash of the token of the last resume, while its client has sent nothing since: the
+   * `welcome` with the current token may never have reached it (see {@link Session.takes}).
+   */
+  private previousHash: string | undefined;
   /** The address of the client's connection (trusted proxies applied); "" when unknown. */
   private peer = "";
   /**
@@ -92,13 +104,14 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   }
 
   /** A session rebuilt from its stored record, on the node where it resumes. */
-  static fromRecord(host: SessionHost, record: SessionRecord, tokenHash: string): Session {
+  static fromRecord(host: SessionHost, record: SessionRecord, hashes: TokenHashes): Session {
     const s = new Session(
       host,
       { userId: record.userId, name: record.name, roles: record.roles, guest: record.guest },
       record.sessionId,
-      tokenHash,
+      hashes.current,
     );
+    s.previousHash = hashes.previous;
     if (record.expiresAt !== undefined) s.identity.expiresAt = record.expiresAt;
     s.persisted = true;
     s.place.restore(record);
@@ -116,19 +129,33 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
     return this.closed;
   }
 
-  /** The hash of the current resume token. */
-  get tokenHash(): string {
-    return this.hash;
-  }
-
   /** The address of the client's connection (trusted proxies applied); "" when unknown. */
   get address(): string {
     return this.peer;
   }
 
-  /** A resume was admitted: the session's token is now the one with this hash (single use). */
-  reissue(tokenHash: string): void {
-    this.hash = tokenHash;
+  /** The hashes of the current token and of the one still taken (see {@link Session.takes}). */
+  tokenHashes(): TokenHashes {
+    return { current: this.hash, previous: this.previousHash };
+  }
+
+  /**
+   * Whether a resume with the token of this hash may take the session: the current token, or the
+   * one of the last resume while the session has no connection and its client sent nothing since
+   * that resume (its `welcome`, with the current token, may have been lost).
+   */
+  takes(tokenHash: string): boolean {
+    return tokenHash === this.hash || (tokenHash === this.previousHash && this.conn === undefined);
+  }
+
+  /**
+   * A resume was admitted: the session's token is now the one with `hashes.current` (single use),
+   * and the one the client resumed with (`hashes.previous`) is still taken until it shows it got
+   * the new one.
+   */
+  reissue(hashes: TokenHashes): void {
+    this.hash = hashes.current;
+    this.previousHash = hashes.previous;
   }
 
   /** Whether a connection is attached. */
@@ -175,7 +202,7 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
       name: this.identity.name,
       roles: this.identity.roles,
       guest: this.identity.guest === true,
-      tokenHash: this.hash,
+      tokenHash: storedTokenHash(this.tokenHashes()),
       updatedAt: this.settings.now(),
       ...this.snapshot(),
     };
@@ -255,7 +282,22 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
 
   /** A frame (or a binary-frame error) from the connection of `generation` (see {@link Link}). */
   inbound(generation: number, input: unknown, reply: Reply | undefined): void {
-    if (generation === this.generation && !this.closed) this.enqueue(input, reply);
+    if (generation !== this.generation || this.closed) return;
+    if (this.previousHash !== undefined) this.tokenConfirmed();
+    this.enqueue(input, reply);
+  }
+
+  /**
+   * The client sent a frame on the connection its resume opened: it got the `welcome` with the
+   * new token, and the token it resumed with is no longer taken, here and (saved after the
+   * replay) in the record.
+   */
+  private tokenConfirmed(): void {
+    this.previousHash = undefined;
+    if (!this.persisted) return;
+    this.requests.schedule(async () => {
+      if (!this.closed && this.previousHash === undefined) this.persist();
+    });
   }
 
   /** The connection of `generation` closed (see {@link Link}). */
@@ -277,9 +319,9 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
    * token the client resumed with is valid again. The session is untouched otherwise: its live
    * connection keeps it, or it stays away for the rest of its grace.
    */
-  resumeAbandoned(freshHash: string, previousHash: string): void {
+  resumeAbandoned(freshHash: string, before: TokenHashes): void {
     if (this.closed || this.hash !== freshHash) return;
-    this.hash = previousHash;
+    this.reissue(before);
     if (this.persisted) this.persist();
   }
 
