@@ -178,7 +178,8 @@ const DIRECTORY_TTL_MS = 86_400_000;
  * The waiting pool split by geography over many hash tags, for Redis Cluster: each cell of a
  * level's grid holds the entries of its tiers, so waiting users spread over the masters and a
  * join touches only the cells its range reaches. Two entries of one cell are claimed by one
- * script; two of different cells by reservations taken in a fixed order, then commits.
+ * script; two of different cells, in a fixed global order, by reserving the first, taking the
+ * second and committing the first (docs/scaling.md, "The geo-sharded pool").
  */
 export class ShardedRedisPool implements PoolStore {
   readonly #client: RedisClient;
