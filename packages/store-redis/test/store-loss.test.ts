@@ -172,6 +172,24 @@ async function ownerOf(client: Cluster, key: string): Promise<number> {
   return port;
 }
 
+/** A node on the cluster (heartbeats and audits fast), a pair in a room and a user waiting alone. */
+async function pairAndWaiting(client: Cluster, keyPrefix: string) {
+  const store = createRedisStore({ client, keyPrefix, onError: () => {} });
+  const h = await startWsHarness(
+    { store, nodeHeartbeatMs: 200, auditIntervalMs: 1000 },
+    {},
+    { closeStore: false },
+  );
+  cleanups.push(() => store.close());
+  cleanups.push(() => h.close());
+  const a = await joined(h);
+  const b = await joined(h);
+  const { roomId } = await expectFrame(a, "matched");
+  await expectFrame(b, "matched");
+  const c = await waitingAlone(h);
+  return { h, a, b, c, roomId };
+}
+
 /** A client of a test cluster, cleaned up after the test. */
 function clusterClient(ports: readonly number[]): Cluster {
   const client = new Cluster(
@@ -260,19 +278,7 @@ describe.skipIf(!hasRedisServer)("one master of a Redis Cluster restarted under 
     cleanups.push(() => cluster.stop());
     const client = clusterClient(cluster.ports);
     const keyPrefix = "test:kept:";
-    const store = createRedisStore({ client, keyPrefix, onError: () => {} });
-    const h = await startWsHarness(
-      { store, nodeHeartbeatMs: 200, auditIntervalMs: 1000 },
-      {},
-      { closeStore: false },
-    );
-    cleanups.push(() => store.close());
-    cleanups.push(() => h.close());
-    const a = await joined(h);
-    const b = await joined(h);
-    const { roomId } = await expectFrame(a, "matched");
-    await expectFrame(b, "matched");
-    const c = await waitingAlone(h);
+    const { h, a, b, c, roomId } = await pairAndWaiting(client, keyPrefix);
 
     // Restart the masters that hold the waiting user's pool cell and the room (SIGKILL: what is
     // on disk is kept).
@@ -348,19 +354,7 @@ describe.skipIf(!hasRedisServer)(
       const cluster = await startReplicatedCluster(1000);
       const client = clusterClient(cluster.ports);
       const keyPrefix = "test:failover:";
-      const store = createRedisStore({ client, keyPrefix, onError: () => {} });
-      const h = await startWsHarness(
-        { store, nodeHeartbeatMs: 200, auditIntervalMs: 1000 },
-        {},
-        { closeStore: false },
-      );
-      cleanups.push(() => store.close());
-      cleanups.push(() => h.close());
-      const a = await joined(h);
-      const b = await joined(h);
-      const { roomId } = await expectFrame(a, "matched");
-      await expectFrame(b, "matched");
-      const c = await waitingAlone(h);
+      const { h, a, b, c, roomId } = await pairAndWaiting(client, keyPrefix);
 
       // Messages are acked before the kill: replicated asynchronously, within milliseconds here.
       const sent: string[] = [];
