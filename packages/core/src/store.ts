@@ -249,7 +249,11 @@ export interface SessionRecord {
   name: string;
   roles: readonly string[];
   guest: boolean;
-  /** A hash of the current (single-use) resume token; the token itself is never stored. */
+  /**
+   * A hash of the current (single-use) resume token; the token itself is never stored. While the
+   * client has not shown it got that token, the hub appends a space and the hash of the token it
+   * resumed with (docs/protocol.md, "Resume"). Stores keep it as one opaque string.
+   */
   tokenHash: string;
   /** The state to come back to. */
   state: "idle" | "waiting" | "room";
