@@ -156,6 +156,15 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   }
   const keys = makeKeys(keyPrefix, tiers);
   const sharding = options.poolSharding ?? "auto";
+  if (
+    sharding !== "auto" &&
+    typeof sharding !== "boolean" &&
+    (typeof sharding !== "object" || sharding === null)
+  ) {
+    throw new TypeError(
+      `createRedisStore: poolSharding must be "auto", true, false or { levels?, leaseMs? }, got ${JSON.stringify(sharding)}`,
+    );
+  }
   const sharded = sharding === "auto" ? isCluster(client) : sharding !== false;
   const shardOptions: PoolShardingOptions = typeof sharding === "object" && sharding !== null ? sharding : {};
   const leaseMs = shardOptions.leaseMs ?? 5000;

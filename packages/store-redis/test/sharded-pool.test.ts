@@ -1,6 +1,11 @@
 import { haversineKm, type PoolEntry } from "@whisperchat/core";
 import { prng } from "@whisperchat/core/testing";
-import { createRedisStore, DEFAULT_POOL_LEVELS, type RedisStore } from "@whisperchat/store-redis";
+import {
+  createRedisStore,
+  DEFAULT_POOL_LEVELS,
+  type RedisStore,
+  type RedisStoreOptions,
+} from "@whisperchat/store-redis";
 import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cellOf, cellsWithin, checkLevels, GRID_MAX_LAT, levelsOf, slotOf } from "../src/cells.js";
@@ -255,6 +260,44 @@ describeRedis("store-redis: the geo-sharded pool on one Redis", () => {
       expect(matched).toBeGreaterThan(100);
     }
   }, 60_000);
+});
+
+describeRedis("store-redis: the geo-sharded pool's options", () => {
+  it("bad options are refused with a clear error when the store is created", () => {
+    const c = client as Redis;
+    const bad = (poolSharding: unknown) =>
+      createRedisStore({ client: c, poolSharding: poolSharding as RedisStoreOptions["poolSharding"] });
+    expect(() => bad("yes")).toThrow(/poolSharding must be "auto", true, false/);
+    expect(() => bad({ leaseMs: 0 })).toThrow(/leaseMs must be a positive number/);
+    expect(() =>
+      bad({
+        levels: [
+          { upToKm: 10, cellDeg: 7 },
+          { upToKm: Infinity, cellDeg: 45 },
+        ],
+      }),
+    ).toThrow(/divide 180/);
+    expect(() => bad({ levels: [{ upToKm: 10, cellDeg: 1 }] })).toThrow(/Infinity/);
+  });
+
+  it("custom levels: one level of 10° cells holds every tier", async () => {
+    const keyPrefix = testPrefix();
+    prefixes.push(keyPrefix);
+    const store = createRedisStore({
+      client: client as Redis,
+      keyPrefix,
+      poolSharding: { levels: [{ upToKm: Infinity, cellDeg: 10 }] },
+    });
+    opened.push(store);
+    await store.pool.add(entry("a", 48.85, 2.35, 5));
+    await store.pool.add(entry("b", 48.86, 2.36, 5000));
+    expect((await store.pool.candidates(48.855, 2.355, 5)).map((e) => e.sessionId).sort()).toEqual([
+      "a",
+      "b",
+    ]);
+    const keys = await store.client.keys(`${keyPrefix}*:entries`);
+    expect(keys).toEqual([`${keyPrefix}{${keyPrefix}pool:10:13:18}:entries`]);
+  });
 });
 
 describeRedis("store-redis: the geo-sharded pool's keys", () => {
