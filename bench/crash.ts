@@ -247,8 +247,27 @@ const lateLine = (d: Detection) =>
 const abandoned = detections.filter(
   (d) => d.partnerPlan === "abandon" && (d.watcherGaveUpMs === undefined || d.leftMs !== undefined),
 );
+/**
+ * The latest the grace of a session given up can end: its node's last heartbeat runs out at most
+ * three intervals after the kill, and the grace counts from then. A watcher that was itself away
+ * then (a later kill took its node, and it came back after this) had its room held by no node: it
+ * is told at its resume, once its new node has confirmed the dead node (docs/protocol.md, the
+ * dead-node paragraph of section 6).
+ */
+const graceEndMs =
+  settings === undefined || graceMs === undefined ? null : 3 * settings.nodeHeartbeatMs + graceMs;
+const awayAtGraceEnd = (d: Detection) =>
+  graceEndMs !== null && d.watcherBackMs !== undefined && d.watcherBackMs > graceEndMs;
+const leftOrWaited = (d: Detection) =>
+  d.leftReason === "disconnected" && d.leftMs !== undefined ? d.leftMs : waitedFor(d);
 const leftAfter = abandoned
-  .map((d) => (d.leftReason === "disconnected" && d.leftMs !== undefined ? d.leftMs : waitedFor(d)))
+  .filter((d) => !awayAtGraceEnd(d))
+  .map(leftOrWaited)
+  .sort((a, b) => a - b);
+/** Watchers away at the grace end: from their own resume to `partner_left`. */
+const leftAfterBack = abandoned
+  .filter(awayAtGraceEnd)
+  .map((d) => leftOrWaited(d) - (d.watcherBackMs as number))
   .sort((a, b) => a - b);
 const outcome = (d: Detection) =>
   `${told(d) ? "away, then " : ""}${d.backMs !== undefined ? "back" : d.leftMs !== undefined ? `left ${d.leftReason}` : d.watcherGaveUpMs !== undefined ? "the watcher gave up its own session" : "nothing more"}`;
@@ -360,6 +379,17 @@ rows.push(
   }),
   row({
     group,
+    metric:
+      "max watcher's own resume → partner_left (session given up, watcher away at the grace end) vs 2 heartbeat intervals",
+    unit: "ms",
+    ours: leftAfterBack.length === 0 ? null : percentile(leftAfterBack, 100),
+    baseline: settings === undefined ? null : 2 * settings.nodeHeartbeatMs,
+    baselineName: "2 × nodeHeartbeatMs",
+    higherIsBetter: false,
+    target: { ratio: 1, op: "<=" },
+  }),
+  row({
+    group,
     metric: "received msg/s vs acked msg/s",
     unit: "msg/s",
     ours: f === undefined || elapsedS === undefined ? null : f.delivered / elapsedS,
@@ -421,7 +451,8 @@ if (f !== undefined && settings !== undefined) {
     `Detection: the partners, on the other node, of the killed node's clients, from the kill (noted just before the SIGKILL) to partner_away. ` +
       `Partners whose partner was back (partner_back) within the bound without a partner_away are not counted (${detections.length - measured.length}); ` +
       `one never told although its partner stayed away longer counts with the time it waited (until its partner was back, its room closed, or the run ended): a lower bound. ` +
-      `Likewise for partner_left to the partners of sessions given up (${abandoned.length} such partners). Outcomes by the plan of the killed node's client: ${JSON.stringify(outcomes)}.`,
+      `Likewise for partner_left to the partners of sessions given up (${abandoned.length} such partners; ` +
+      `${leftAfterBack.length} of them away at the grace end, counted from their own resume). Outcomes by the plan of the killed node's client: ${JSON.stringify(outcomes)}.`,
     ...perKill,
     `Run: ${fmt(f.sent)} texts sent, ${fmt(f.acked)} acked, ${fmt(f.delivered)} received in ${(f.elapsedMs / 1000).toFixed(0)} s ` +
       `(${fmt(f.replayed)} of them sent before the receiver's connection, i.e. replayed after a resume); ` +

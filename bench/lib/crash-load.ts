@@ -76,6 +76,12 @@ export interface Detection {
    * node and it started afresh): from then on nothing of the old room can reach it.
    */
   watcherGaveUpMs?: number;
+  /**
+   * ms after the kill at which the watched client last resumed its own session (a later kill took
+   * its node): while it was away, no node held its room, so a grace that ended then is told at
+   * this resume.
+   */
+  watcherBackMs?: number;
 }
 
 /** A message acked to its sender that its receiver was owed and never got. */
@@ -309,6 +315,8 @@ class Client {
     if (resume) figures.resumeAttempts++;
     if (resume && frame.resumed === true) {
       figures.resumeOk++;
+      const now = performance.now();
+      for (const d of this.watching) d.watcherBackMs = now - kills[d.kill - 1]!.at;
       if (this.roomId !== undefined) {
         this.openSpan(this.roomId);
         this.state = "room";
