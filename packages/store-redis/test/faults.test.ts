@@ -75,6 +75,22 @@ async function nodesOn(
 }
 
 /** A gate: `wait` blocks until `release` (then never again); `held` resolves once one waited. */
+/** Client a on n1 and b on n2, matched in one room (a is closed after the test). */
+async function pairAcross(n1: ClusterNode, n2: ClusterNode) {
+  const a = wrapClient(new WebSocket(urlOf(n1)));
+  const b = wrapClient(new WebSocket(urlOf(n2)));
+  cleanups.push(() => a.close());
+  const aw = await expectFrame(a, "welcome");
+  const bw = await expectFrame(b, "welcome");
+  a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+  await expectFrame(a, "waiting");
+  b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
+  await expectFrame(b, "waiting");
+  const { roomId } = await expectFrame(a, "matched");
+  await expectFrame(b, "matched");
+  return { a, b, aw, bw, roomId };
+}
+
 function gate() {
   let open = false;
   let release = () => {};
@@ -258,16 +274,7 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
       ClusterNode,
       ClusterNode,
     ];
-    const a = wrapClient(new WebSocket(urlOf(n1)));
-    const b = wrapClient(new WebSocket(urlOf(n2)));
-    const aw = await expectFrame(a, "welcome");
-    const bw = await expectFrame(b, "welcome");
-    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
-    await expectFrame(a, "waiting");
-    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
-    await expectFrame(b, "waiting");
-    await expectFrame(a, "matched");
-    await expectFrame(b, "matched");
+    const { a, aw, bw } = await pairAcross(n1, n2);
     // b's node dies; b comes back on n3: a learns b's new address (partner_back).
     await n2.crash();
     const b2 = wrapClient(new WebSocket(`${urlOf(n3)}?resume=${bw.resumeToken}`));
@@ -309,17 +316,7 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
       3,
       held.wrap,
     )) as [ClusterNode, ClusterNode, ClusterNode];
-    const a = wrapClient(new WebSocket(urlOf(n1)));
-    const b = wrapClient(new WebSocket(urlOf(n2)));
-    cleanups.push(() => a.close());
-    await expectFrame(a, "welcome");
-    const bw = await expectFrame(b, "welcome");
-    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
-    await expectFrame(a, "waiting");
-    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
-    await expectFrame(b, "waiting");
-    await expectFrame(a, "matched");
-    await expectFrame(b, "matched");
+    const { a, bw } = await pairAcross(n1, n2);
     if (hold === "deathCheck") held.watch.dead = n2.hub.nodeId;
     else held.watch.record = bw.sessionId;
     await n2.crash();
@@ -358,16 +355,7 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
         return s;
       },
     )) as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
-    const a = wrapClient(new WebSocket(urlOf(n1)));
-    const b = wrapClient(new WebSocket(urlOf(n2)));
-    const aw = await expectFrame(a, "welcome");
-    const bw = await expectFrame(b, "welcome");
-    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
-    await expectFrame(a, "waiting");
-    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
-    await expectFrame(b, "waiting");
-    await expectFrame(a, "matched");
-    await expectFrame(b, "matched");
+    const { aw, bw } = await pairAcross(n1, n2);
     // a's node dies (a's record: b on n2); then b's, and b moves to n3 while a is away.
     await n1.crash();
     await n2.crash();
@@ -404,17 +392,7 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
       3,
       held.wrap,
     )) as [ClusterNode, ClusterNode, ClusterNode];
-    const a = wrapClient(new WebSocket(urlOf(n1)));
-    const b = wrapClient(new WebSocket(urlOf(n2)));
-    cleanups.push(() => a.close());
-    await expectFrame(a, "welcome");
-    const bw = await expectFrame(b, "welcome");
-    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
-    await expectFrame(a, "waiting");
-    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
-    await expectFrame(b, "waiting");
-    const { roomId } = await expectFrame(a, "matched");
-    await expectFrame(b, "matched");
+    const { a, b, bw, roomId } = await pairAcross(n1, n2);
     a.send({ type: "message", text: "one", id: "1" });
     await expectFrame(a, "ack");
     const one = await expectFrame(b, "message");
@@ -479,17 +457,7 @@ describe.each(kinds)("crash faults (%s Redis)", (kind) => {
             });
       },
     )) as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
-    const a = wrapClient(new WebSocket(urlOf(n1)));
-    const b = wrapClient(new WebSocket(urlOf(n2)));
-    cleanups.push(() => a.close());
-    await expectFrame(a, "welcome");
-    const bw = await expectFrame(b, "welcome");
-    a.send({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
-    await expectFrame(a, "waiting");
-    b.send({ type: "join", location: { lat: 1, lng: 1.01 }, rangeKm: 5 });
-    await expectFrame(b, "waiting");
-    const { roomId } = await expectFrame(a, "matched");
-    await expectFrame(b, "matched");
+    const { a, bw, roomId } = await pairAcross(n1, n2);
     await n2.crash();
     a.send({ type: "message", text: "while away", id: "1" });
     await expectFrame(a, "ack", 5000);
