@@ -54,31 +54,38 @@ async function until(check: () => boolean, what: string): Promise<void> {
   if (!check()) throw new Error(`timed out waiting for ${what}`);
 }
 
+/** A hub (5 s resume grace) with Ana and Ben matched in one room. */
+async function matchedPair(): Promise<{ h: WhisperHub; ana: Client; ben: Client }> {
+  const h = createWhisper({ store: createMemoryStore(), resumeGraceMs: 5000, locationPrecisionKm: 0 });
+  hub = h;
+  const ana = await connect(h);
+  const ben = await connect(h);
+  ana.link.receive({ type: "join", location: { lat: 48.85, lng: 2.35 }, rangeKm: 5 });
+  ben.link.receive({ type: "join", location: { lat: 48.86, lng: 2.36 }, rangeKm: 5 });
+  await until(() => ana.frames.some((f) => f.type === "matched"), "matched");
+  return { h, ana, ben };
+}
+
 describe("both partners drop at once", () => {
   it("the one back first is told the other is away, though the first notice died with its connection", async () => {
-    hub = createWhisper({ store: createMemoryStore(), resumeGraceMs: 5000, locationPrecisionKm: 0 });
-    const ana = await connect(hub);
-    const ben = await connect(hub);
-    ana.link.receive({ type: "join", location: { lat: 48.85, lng: 2.35 }, rangeKm: 5 });
-    ben.link.receive({ type: "join", location: { lat: 48.86, lng: 2.36 }, rangeKm: 5 });
-    await until(() => ana.frames.some((f) => f.type === "matched"), "matched");
+    const { h, ana, ben } = await matchedPair();
     // Both networks die; the server notices Ben's first, so Ben's partner_away is written to
     // Ana's connection, which is already dead.
     ana.cut();
     ben.cut();
     ben.link.closed(1006);
-    await until(() => hub?.localCounts().away === 1, "Ben away");
+    await until(() => h.localCounts().away === 1, "Ben away");
     ana.link.closed(1006);
-    await until(() => hub?.localCounts().away === 2, "Ana away");
+    await until(() => h.localCounts().away === 2, "Ana away");
     expect(ana.frames.some((f) => f.type === "partner_away")).toBe(false);
 
-    const anaBack = await connect(hub, ana.token());
+    const anaBack = await connect(h, ana.token());
     await until(() => anaBack.frames.some((f) => f.type === "partner_away"), "partner_away for Ana");
     const welcome = anaBack.frames[0];
     expect(welcome?.type === "welcome" && welcome.resumed).toBe(true);
 
     // Ben comes back: both know the other is here.
-    const benBack = await connect(hub, ben.token());
+    const benBack = await connect(h, ben.token());
     await until(() => anaBack.frames.some((f) => f.type === "partner_back"), "partner_back for Ana");
     await until(() => benBack.frames.some((f) => f.type === "partner_back"), "partner_back for Ben");
     // Ben replays what he missed in order: Ana went away, then came back.
@@ -155,39 +162,34 @@ describe("a partner whose node died", () => {
 
 describe("a resume whose welcome never arrived", () => {
   it("the token it was made with resumes the session once more, until the client used its connection", async () => {
-    hub = createWhisper({ store: createMemoryStore(), resumeGraceMs: 5000, locationPrecisionKm: 0 });
-    const ana = await connect(hub);
-    const ben = await connect(hub);
-    ana.link.receive({ type: "join", location: { lat: 48.85, lng: 2.35 }, rangeKm: 5 });
-    ben.link.receive({ type: "join", location: { lat: 48.86, lng: 2.36 }, rangeKm: 5 });
-    await until(() => ana.frames.some((f) => f.type === "matched"), "matched");
+    const { h, ana, ben } = await matchedPair();
     ben.link.closed(1006);
-    await until(() => hub?.localCounts().away === 1, "Ben away");
+    await until(() => h.localCounts().away === 1, "Ben away");
     ana.link.receive({ type: "message", text: "while you were away", id: "1" });
     await until(() => ana.frames.some((f) => f.type === "ack"), "ack");
     // Ben resumes; the connection dies before the welcome (with the new token) reaches him.
-    const lost = await connect(hub, ben.token());
+    const lost = await connect(h, ben.token());
     lost.cut();
     lost.link.closed(1006);
-    await until(() => hub?.localCounts().away === 1, "Ben away again");
+    await until(() => h.localCounts().away === 1, "Ben away again");
     // His retry with the old token takes the same session back, with what he missed.
     const matched = ben.frames.find((f) => f.type === "matched");
-    const retry = await connect(hub, ben.token(), `${matched?.type === "matched" ? matched.roomId : ""}:`);
+    const retry = await connect(h, ben.token(), `${matched?.type === "matched" ? matched.roomId : ""}:`);
     expect(retry.frames[0]).toMatchObject({ type: "welcome", resumed: true, sessionId: ben.link.sessionId });
     await until(
       () => retry.frames.some((f) => f.type === "message" && f.text === "while you were away"),
       "the missed message",
     );
     // While that connection is open, the old token takes nothing.
-    const thief = await connect(hub, ben.token());
+    const thief = await connect(h, ben.token());
     expect(thief.frames[0]).toMatchObject({ type: "welcome", resumed: false });
     // Ben uses his connection: the old token is spent, even once he is away again.
     retry.link.receive({ type: "ping" });
     retry.link.closed(1006);
-    await until(() => hub?.localCounts().away === 1, "Ben away once more");
-    const late = await connect(hub, ben.token());
+    await until(() => h.localCounts().away === 1, "Ben away once more");
+    const late = await connect(h, ben.token());
     expect(late.frames[0]).toMatchObject({ type: "welcome", resumed: false });
-    const again = await connect(hub, retry.token());
+    const again = await connect(h, retry.token());
     expect(again.frames[0]).toMatchObject({ type: "welcome", resumed: true, sessionId: ben.link.sessionId });
   });
 });
