@@ -1,5 +1,5 @@
-// The "Testing your app" examples: the node:test one runs under node's own runner here (vitest
-// runs the vitest one), and both READMEs show the two files as they are.
+// The "Testing your app" examples: the node:test ones run under node's own runner here (vitest
+// runs the vitest one), and both READMEs show the vitest and node:test examples as they are.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -7,12 +7,14 @@ import { describe, expect, it } from "vitest";
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const examples = { vitest: here("./kit.test.ts"), "node:test": here("./kit.node-test.ts") };
+/** Every test file for node's own runner, and how many tests each holds. */
+const nodeTests = { [examples["node:test"]]: 1, [here("./fake-timers.node-test.ts")]: 2 };
 
 describe("the test kit examples", () => {
-  it("the node:test example passes under node --test", async () => {
+  it("the node:test examples pass under node --test", async () => {
     const child = spawn(
       process.execPath,
-      ["--test", "--conditions=@whisperchat/source", "--import", "tsx", examples["node:test"]],
+      ["--test", "--conditions=@whisperchat/source", "--import", "tsx", ...Object.keys(nodeTests)],
       { cwd: here(".."), stdio: ["ignore", "pipe", "pipe"] },
     );
     let out = "";
@@ -23,8 +25,9 @@ describe("the test kit examples", () => {
       out += d.toString();
     });
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-    expect(out).toMatch(/^# pass [1-9]/m);
-    expect(out).toMatch(/^# fail 0$/m);
+    const total = Object.values(nodeTests).reduce((a, b) => a + b, 0);
+    expect(out, out).toMatch(new RegExp(`^# pass ${total}$`, "m"));
+    expect(out, out).toMatch(/^# fail 0$/m);
     expect(code, out).toBe(0);
   });
 
