@@ -43,6 +43,19 @@ describe("manualClock", () => {
     expect(clock.pending).toBe(0);
     await expect(clock.advance(-1)).rejects.toThrow(RangeError);
   });
+
+  it("refuses a start that is not a finite number; a NaN delay runs at once, an infinite one never", async () => {
+    expect(() => manualClock(Number.NaN)).toThrow(/start must be a finite number/);
+    expect(() => manualClock("1000" as unknown as number)).toThrow(RangeError);
+    const clock = manualClock(1000);
+    const seen: string[] = [];
+    clock.after(Number.NaN, () => seen.push(`nan@${clock.now()}`));
+    clock.after(Number.POSITIVE_INFINITY, () => seen.push("never"));
+    await clock.advance(5);
+    expect(seen).toEqual(["nan@1000"]);
+    expect(clock.now()).toBe(1005);
+    expect(clock.pending).toBe(1);
+  });
 });
 
 describe("manualClock beside fake timers", () => {

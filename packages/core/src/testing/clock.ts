@@ -46,6 +46,10 @@ async function settle(): Promise<void> {
  * @param start The time it starts at, in ms since the epoch. @default 1_800_000_000_000 (2027-01-15)
  */
 export function manualClock(start = 1_800_000_000_000): ManualClock {
+  if (typeof start !== "number" || !Number.isFinite(start))
+    throw new RangeError(
+      `manualClock: start must be a finite number of ms since the epoch, got ${String(start)}`,
+    );
   let time = start;
   let seq = 0;
   const timers: Armed[] = [];
@@ -64,7 +68,9 @@ export function manualClock(start = 1_800_000_000_000): ManualClock {
   return {
     now: () => time,
     after(ms: number, fn: () => void): Timer {
-      const armed: Armed = { at: time + Math.max(0, ms), seq: seq++, fn, cancelled: false };
+      // As setTimeout: a delay that is not a number runs at once; an infinite one never does.
+      const delay = Number.isNaN(ms) ? 0 : Math.max(0, ms);
+      const armed: Armed = { at: time + delay, seq: seq++, fn, cancelled: false };
       timers.push(armed);
       return {
         cancel: () => {
