@@ -18,6 +18,7 @@ import {
   resolveReconnect,
   shouldReconnect,
 } from "./reconnect.js";
+import { isDeviceId } from "./storage.js";
 import {
   codePoints,
   type Deferred,
@@ -99,6 +100,11 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
     if (impl === undefined) {
       throw new TypeError(
         'createClient: this runtime has no global WebSocket; pass one, e.g. createClient({ url, WebSocket }) with import { WebSocket } from "ws"',
+      );
+    }
+    if (options.deviceId !== undefined && !isDeviceId(options.deviceId)) {
+      throw new TypeError(
+        "createClient: deviceId must be 16 to 128 characters of A-Z, a-z, 0-9, _ and - (e.g. webDeviceId(localStorage))",
       );
     }
     this.url = options.url;

@@ -27,7 +27,7 @@ export { CloseCode, PROTOCOL_VERSION, SUBPROTOCOL } from "./protocol.js";
 export type { ReconnectOptions, ResolvedReconnectOptions } from "./reconnect.js";
 export { backoffDelay, DEFAULT_RECONNECT, RECONNECT_CLOSE_CODES, shouldReconnect } from "./reconnect.js";
 export type { ResumeStorage, WebStorageLike } from "./storage.js";
-export { webStorage } from "./storage.js";
+export { isDeviceId, randomDeviceId, webDeviceId, webStorage } from "./storage.js";
 export { tokenExpiry } from "./token.js";
 export type {
   Ack,

@@ -80,10 +80,12 @@ export interface WhisperClientOptions {
    */
   resumeStorage?: ResumeStorage;
   /**
-   * An id this client keeps for its device (16 to 128 characters of `A-Z a-z 0-9 _ -`; e.g.
-   * `crypto.randomUUID()` without its dashes, kept in `sessionStorage`). Sent with every
-   * connection: a guest with the same device id is the same user again, so whoever it skipped or
-   * blocked stays apart from it after a reload. Keep it secret like a token.
+   * An id this client keeps for its device (16 to 128 characters of `A-Z a-z 0-9 _ -`; anything
+   * else is a `TypeError`). `webDeviceId(localStorage)` makes a random one and keeps it. Sent with
+   * every connection: a guest with the same device id is the same user again, so whoever it
+   * skipped or blocked stays apart from it after a reload, for as long as that exclusion lasts.
+   * It catches honest reloads, not a client that drops it. Ignored for a signed-in user (its
+   * user id already follows it). Keep it secret like a token.
    * @default undefined (a guest is a new user on every new session)
    */
   deviceId?: string;
