@@ -1,18 +1,16 @@
 import type { Timer } from "../clock.js";
 import type { Connection, Identity, Reply, SessionLink } from "../connection.js";
-import { CloseCode, WhisperError } from "../errors.js";
+import { CloseCode } from "../errors.js";
 import type { SessionInfo } from "../events.js";
-import type { ClientFrame, MessageRequestFrame, ReplyFrame, RoomFrame, ServerFrame } from "../protocol.js";
+import type { ReplyFrame, RoomFrame, ServerFrame } from "../protocol.js";
 import { PROTOCOL_VERSION } from "../protocol.js";
 import type { HubSettings } from "../settings.js";
-import type { FrameMessage, RoomMember, SessionRecord, SessionSnapshot, StoredMessage } from "../store.js";
-import { FrameError, parseClientFrame, validateClientFrame } from "../validate.js";
-import { LocalBuckets } from "./buckets.js";
-import { errorFrame, internalError, requestIdOf, TOO_FAST, withId } from "./frames.js";
+import type { FrameMessage, RoomMember, SessionRecord, SessionSnapshot } from "../store.js";
+import { Dispatcher, type DispatchOwner } from "./dispatch.js";
 import type { SessionHost } from "./host.js";
 import { Link, type LinkTarget } from "./link.js";
 import { PlaceMachine, type PlaceOwner } from "./place.js";
-import { RelayQueue, type RelaySender } from "./relay-queue.js";
+import type { RelayQueue } from "./relay-queue.js";
 import { RequestQueue } from "./requests.js";
 import {
   AwayState,
@@ -48,12 +46,12 @@ export interface ResumeContext {
 
 /**
  * One client session on this node: the protocol's state machine (docs/design.md, "Sessions").
- * It owns the connection and the session's life (open, away, resumed, closed, handed over) and
- * handles requests one at a time, in order; where the session is and how it moves is its
- * {@link PlaceMachine}, its outgoing chat messages are its {@link RelayQueue}, and what it keeps
- * while away is its {@link AwayState}.
+ * It owns the connection and the session's life (open, away, resumed, closed, handed over); its
+ * requests, one at a time and in order, are its {@link Dispatcher}'s (whose {@link RelayQueue}
+ * takes the chat messages), where the session is and how it moves is its {@link PlaceMachine},
+ * and what it keeps while away is its {@link AwayState}.
  */
-export class Session implements LinkTarget, PlaceOwner, RelaySender {
+export class Session implements LinkTarget, PlaceOwner, DispatchOwner {
   /** Who the session is; a guest's name changes with `join`. */
   identity: Identity;
   /** The hash of the current resume token. */
@@ -74,17 +72,16 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   private conn: Connection | undefined;
   /** Bumped on every attach, so a replaced connection's late events are ignored. */
   private generation = 0;
-  /** `rate_limited` answers in a row (see `floodCloseAfter`). */
-  private strikes = 0;
   private tokenTimer: Timer | undefined;
   private readonly settings: HubSettings;
   /** Where the session is, and every move. */
   private readonly place: PlaceMachine;
   /** Requests run one at a time, in order. */
   private readonly requests: RequestQueue;
-  /** Chat messages on their way to the store and the partner. */
+  /** From a client frame to its answer. */
+  private readonly dispatch: Dispatcher;
+  /** Chat messages on their way to the store and the partner (the dispatch's). */
   private readonly relay: RelayQueue;
-  private readonly buckets: LocalBuckets;
   private readonly away: AwayState;
 
   constructor(
@@ -98,8 +95,8 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
     this.hash = tokenHash;
     this.place = new PlaceMachine(host, this);
     this.requests = new RequestQueue(this);
-    this.relay = new RelayQueue(host, this);
-    this.buckets = new LocalBuckets(host.settings);
+    this.dispatch = new Dispatcher(host, this, this.place, this.requests);
+    this.relay = this.dispatch.relay;
     this.away = new AwayState(host, id);
   }
 
@@ -284,7 +281,7 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   inbound(generation: number, input: unknown, reply: Reply | undefined): void {
     if (generation !== this.generation || this.closed) return;
     if (this.previousHash !== undefined) this.tokenConfirmed();
-    this.enqueue(input, reply);
+    this.dispatch.enqueue(input, reply);
   }
 
   /**
@@ -443,8 +440,9 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Inbound requests
+  // The session's work (requests themselves are its Dispatcher's)
 
+  /** Runs a background task; its failure is reported. */
   run(work: Promise<unknown>): void {
     work.catch((error) => this.reportError(error));
   }
@@ -462,129 +460,11 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
     return this.relay.relayed();
   }
 
-  private enqueue(input: unknown, reply: Reply | undefined): void {
-    if (this.closed) return;
-    if (this.requests.pending >= this.settings.maxPendingRequests) {
-      this.host.counters.limit("requests", this.id);
-      const message = "too many requests in flight; wait for answers";
-      const refusal: ReplyFrame = { type: "error", code: "rate_limited", message, retryAfterMs: 100 };
-      this.answer(withId(refusal, requestIdOf(input)), reply);
-      return;
-    }
-    this.requests.pending++;
-    this.requests.schedule(async () => {
-      try {
-        await this.process(input, reply);
-      } catch (error) {
-        this.reportError(error);
-        this.answer(internalError(undefined), reply);
-      } finally {
-        this.requests.pending--;
-      }
-    });
-  }
-
-  private async process(input: unknown, reply: Reply | undefined): Promise<void> {
-    if (this.closed) return;
-    let frame: ClientFrame;
-    try {
-      if (input instanceof FrameError) throw input;
-      frame =
-        typeof input === "string"
-          ? parseClientFrame(input, this.settings.limits)
-          : validateClientFrame(input, this.settings.limits);
-    } catch (error) {
-      if (error instanceof FrameError) {
-        await this.relay.relayed(); // answers go out in request order
-        this.host.counters.error(error.code, this.id);
-        this.answer(errorFrame(error, error.requestId), reply);
-        return;
-      }
-      throw error;
-    }
-    // Every request but a chat message (which has buckets of its own) passes the session's
-    // request bucket: a flood of cheap frames (`leave`, `ping`, `typing`) is bounded too.
-    if (frame.type !== "message") {
-      const limit = this.buckets.consume("request", 1);
-      if (!limit.allowed) {
-        if (frame.type === "typing") return; // best effort: dropped silently
-        await this.relay.relayed();
-        await this.refuse(
-          "requests",
-          "you are sending requests too fast",
-          limit.retryAfterMs,
-          frame.id,
-          reply,
-        );
-        return;
-      }
-    }
-    try {
-      // Anything but a message waits for the messages before it (see `message`).
-      if (frame.type !== "message") await this.relay.relayed();
-      const authorize = this.host.authorize;
-      if (authorize !== undefined) {
-        const context = { sessionId: this.id, roomId: this.place.room()?.roomId };
-        if (!(await authorize(this.identity, frame.type, context)))
-          throw new WhisperError("forbidden", `you are not allowed to ${frame.type}`);
-      }
-      await this.handle(frame, reply);
-    } catch (error) {
-      await this.relay.relayed();
-      if (error instanceof WhisperError && error.code !== "internal") {
-        this.fail(error, frame.id, reply);
-        return;
-      }
-      this.host.counters.error("internal", this.id);
-      this.reportError(error);
-      this.answer(internalError(frame.id), reply);
-    }
-  }
-
-  private async handle(frame: ClientFrame, reply: Reply | undefined): Promise<void> {
-    switch (frame.type) {
-      case "ping":
-        this.answer(withId({ type: "pong" }, frame.id), reply);
-        return;
-      case "join": {
-        // The exact point and range go no further: matching, the pool and the session record
-        // only ever see the snapped point and the rounded range (see privacy.ts).
-        const { lat, lng } = frame.location;
-        const params = this.settings.grid.obfuscate(lat, lng, frame.rangeKm);
-        return this.place.join(params, frame.name, frame.id, reply);
-      }
-      case "message":
-        return this.message(frame, reply);
-      case "typing":
-        // Best effort: dropped outside a room (it may race with partner_left) and when limited.
-        if (this.place.room() === undefined || !this.buckets.consume("typing", 1).allowed) return;
-        // Dropped while a message would be refused: typing must not outlast the rate.
-        if (this.buckets.consume("message", 0).level + 1 > this.settings.messageRate.capacity) return;
-        return this.place.typing(frame.active);
-      case "next":
-        return this.place.next(frame.id, reply);
-      case "leave":
-        await this.place.leave("left"); // idle already: nothing to change, nothing to write
-        this.answer(withId({ type: "ack", ts: this.settings.now() }, frame.id), reply);
-        return;
-      case "block":
-        return this.place.block(frame.reason, frame.id, reply);
-      case "auth": {
-        // Checking a token costs CPU (a signature): a few per session, then `rate_limited`.
-        const limit = this.buckets.consume("auth", 1);
-        if (!limit.allowed) {
-          const why = "you are refreshing your token too often";
-          await this.refuse("auth", why, limit.retryAfterMs, frame.id, reply);
-          return;
-        }
-        const refreshed = await this.host.reauthenticate(frame.token, this.identity);
-        this.identity = { ...this.identity, expiresAt: refreshed.expiresAt };
-        this.armTokenExpiry();
-        if (this.persisted) this.persist(); // a resume elsewhere keeps the new expiry
-        this.answer(withId({ type: "ack", ts: this.settings.now() }, frame.id), reply);
-        return;
-      }
-    }
+  /** `auth` checked a fresh credential: the session expires with it, here and in its record. */
+  credentialRefreshed(refreshed: Identity): void {
+    this.identity = { ...this.identity, expiresAt: refreshed.expiresAt };
+    this.armTokenExpiry();
+    if (this.persisted) this.persist(); // a resume elsewhere keeps the new expiry
   }
 
   /** Closes the session with 4401 when its credential expires, unless refreshed with `auth`. */
@@ -599,99 +479,6 @@ export class Session implements LinkTarget, PlaceOwner, RelaySender {
         this.run(this.terminate(CloseCode.TokenExpired, "token expired"));
       } else this.armTokenExpiry();
     });
-  }
-
-  /**
-   * A chat message: a resend is acked again, anything else passes the session's checks and joins
-   * the relay queue, and the next request may start (see {@link RelayQueue}).
-   */
-  private async message(frame: MessageRequestFrame, reply: Reply | undefined): Promise<void> {
-    const requestId = frame.id;
-    if (requestId !== undefined && this.relay.has(requestId)) {
-      await this.relay.relayed(); // a resend of a message still on its way: answer it as a resend
-    }
-    const seen = requestId === undefined ? undefined : this.relay.ackOf(requestId);
-    if (seen !== undefined) {
-      // A resend (e.g. after a reconnect) of a message that was already delivered: ack it again.
-      await this.relay.relayed();
-      this.answer(withId({ type: "ack", messageId: seen.messageId, ts: seen.ts }, requestId), reply);
-      return;
-    }
-    const room = this.place.room();
-    if (room === undefined) {
-      await this.relay.relayed();
-      throw new WhisperError("not_in_room", "you are not in a room: wait for `matched`");
-    }
-    const local = this.buckets.consume("message", 1);
-    if (!local.allowed) {
-      await this.relay.relayed();
-      await this.refuse("message", TOO_FAST, local.retryAfterMs, requestId, reply);
-      return;
-    }
-    this.requests.pending++;
-    const stored: StoredMessage = {
-      messageId: this.host.nextMessageId(),
-      from: this.id,
-      text: frame.text,
-      ts: this.settings.now(),
-    };
-    if (requestId !== undefined) stored.requestId = requestId;
-    this.relay.push({ frame, reply, roomId: room.roomId, partner: room.partner, stored });
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // The relay queue's side (see RelaySender)
-
-  /** A chat message of this session was stored and handed to the partner. */
-  sent(roomId: string, { messageId, text, ts }: StoredMessage): void {
-    this.strikes = 0;
-    this.host.counters.message();
-    if (this.host.events.listenerCount("message") > 0) {
-      this.host.events.emit("message", { ...this.info(), roomId, messageId, text, ts });
-    }
-  }
-
-  /** A chat message refused by the per-user bucket. */
-  refuseMessage(retryAfterMs: number, id: string | undefined, reply: Reply | undefined): Promise<void> {
-    return this.refuse("message", TOO_FAST, retryAfterMs, id, reply);
-  }
-
-  /** The store said the room is closed. */
-  roomClosed(roomId: string): void {
-    this.place.checkRoomSoon(roomId);
-  }
-
-  /** One queued chat message was answered. */
-  settled(): void {
-    this.requests.pending--;
-  }
-
-  /**
-   * A request refused by a limit of the session: `rate_limited`, or the 1008 close after too
-   * many refusals in a row.
-   */
-  private async refuse(
-    kind: string,
-    why: string,
-    retryAfterMs: number,
-    id: string | undefined,
-    reply: Reply | undefined,
-  ): Promise<void> {
-    if (this.closed) return;
-    this.strikes++;
-    this.host.counters.limit(kind, this.id);
-    if (this.strikes >= this.settings.floodCloseAfter) {
-      // Not awaited: ending waits for the relay queue, which may be what is running this.
-      this.run(this.terminate(CloseCode.Policy, "flooding after repeated rate_limited"));
-      return;
-    }
-    this.fail(new WhisperError("rate_limited", why, { retryAfterMs }), id, reply);
-  }
-
-  /** Answers a request with an error (counted). */
-  fail(error: WhisperError, id: string | undefined, reply: Reply | undefined): void {
-    this.host.counters.error(error.code, this.id);
-    this.answer(errorFrame(error, id), reply);
   }
 
   // ------------------------------------------------------------------------------------------
