@@ -193,6 +193,15 @@ describe("the in-process transport", () => {
     expect(h.got).toEqual(["<closed 1009>"]);
   });
 
+  it("a bad timeoutMs is a RangeError before the handshake reaches the hub", async () => {
+    const h = recordingHub();
+    for (const timeoutMs of [0, -1, Number.NaN])
+      await expect(connectInProcess(h.hub, { timeoutMs })).rejects.toThrow(
+        /timeoutMs must be a positive number/,
+      );
+    expect(h.handshakes).toEqual([]);
+  });
+
   it("a refused handshake rejects with its status, code and Retry-After", async () => {
     const h = recordingHub({
       ok: false,

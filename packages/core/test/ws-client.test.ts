@@ -143,6 +143,20 @@ describe("connectWs", () => {
     await c.close();
   });
 
+  it("a bad timeoutMs is a RangeError before any socket opens", async () => {
+    let opened = 0;
+    class Counting extends StandardWebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        opened++;
+      }
+    }
+    await expect(
+      connectWs("ws://127.0.0.1:1/whisper", { WebSocket: Counting, timeoutMs: 0 }),
+    ).rejects.toThrow(/timeoutMs must be a positive number, got 0/);
+    expect(opened).toBe(0);
+  });
+
   it("refuses a URL that is not ws:// or wss://", async () => {
     await expect(connectWs("http://127.0.0.1:1/whisper", { WebSocket })).rejects.toThrow(
       /ws:\/\/ or wss:\/\//,

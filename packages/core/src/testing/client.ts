@@ -214,7 +214,8 @@ function deadline(ms: number): { expired: Promise<"timeout">; cancel(): void } {
   return { expired, cancel: () => realClearTimeout(timer) };
 }
 
-function checkTimeout(ms: number): number {
+/** A timeout in ms, checked: a positive finite number, or a `RangeError`. */
+export function checkTimeout(ms: number): number {
   if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`timeoutMs must be a positive number, got ${ms}`);
   return ms;
 }

@@ -6,6 +6,7 @@ import {
   type ClientWire,
   ConnectionRefusedError,
   type ConnectOptions,
+  checkTimeout,
   DEFAULT_TIMEOUT_MS,
   KitClient,
   type TestChatClient,
@@ -212,6 +213,8 @@ export async function openInProcess(
   options: InProcessConnectOptions,
   hint: string | undefined,
 ): Promise<KitClient> {
+  // Checked before the handshake, which a bad option must not leave admitted and never opened.
+  const timeoutMs = checkTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const params: Record<string, string> = { ...options.params };
   if (options.token !== undefined) params.token = options.token;
   if (options.resume !== undefined) params.resume = options.resume;
@@ -231,7 +234,7 @@ export async function openInProcess(
     );
   }
   const socket = new InProcessSocket(hub.limits.maxPayloadBytes);
-  const client = new KitClient(socket.wire, { timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, hint });
+  const client = new KitClient(socket.wire, { timeoutMs, hint });
   socket.client = client;
   try {
     socket.link = hub.open(admission, socket.connection);

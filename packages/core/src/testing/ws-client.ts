@@ -6,6 +6,7 @@ import {
   type ClientWire,
   ConnectionRefusedError,
   type ConnectOptions,
+  checkTimeout,
   DEFAULT_TIMEOUT_MS,
   KitClient,
   type TestChatClient,
@@ -107,6 +108,8 @@ function readRefusal(response: IncomingMessage, done: (refused: Refused) => void
  * ```
  */
 export async function connectWs(url: string, options: WsConnectOptions = {}): Promise<TestChatClient> {
+  // Checked before the socket opens, which a bad option must not leave open.
+  const timeoutMs = checkTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const Impl = options.WebSocket ?? (globalThis as { WebSocket?: TestWebSocketConstructor }).WebSocket;
   if (Impl === undefined) {
     throw new TypeError(
@@ -137,7 +140,7 @@ export async function connectWs(url: string, options: WsConnectOptions = {}): Pr
       if (typeof (socket as WsExtras).resume === "function") extra(socket, "resume", "resume()");
     },
   };
-  const client = new KitClient(wire, { timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS });
+  const client = new KitClient(wire, { timeoutMs });
   socket.onmessage = (event) => {
     if (typeof event.data === "string") client.receive(event.data);
   };
