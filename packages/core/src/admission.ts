@@ -7,6 +7,7 @@ import { WhisperError } from "./errors.js";
 import type { HubEvents } from "./events.js";
 import { reachable } from "./handover.js";
 import { randomId } from "./ids.js";
+import { addressBucketKey } from "./privacy.js";
 import type { SessionHost } from "./session/host.js";
 import { readTokenHash, storedTokenHash, type TokenHashes } from "./session/resume.js";
 import { Session } from "./session/session.js";
@@ -163,7 +164,9 @@ export class Admissions {
     try {
       const { capacity, ratePerSec } = this.settings.connectRate;
       const rule = { capacity: capacity * 2, ratePerSec: ratePerSec * 2 };
-      return this.connectLimited(await this.store.limiter.consume(`handshake:${address}`, rule, 1));
+      return this.connectLimited(
+        await this.store.limiter.consume(`handshake:${addressBucketKey(address)}`, rule, 1),
+      );
     } catch (error) {
       this.events.emit("error", { error, sessionId: undefined });
       return refusal(503, "internal", "the server could not admit the connection; try again", 1);
@@ -219,7 +222,11 @@ export class Admissions {
     }
     try {
       const limited = this.connectLimited(
-        await this.store.limiter.consume(`connect:${handshake.remoteAddress}`, this.settings.connectRate, 1),
+        await this.store.limiter.consume(
+          `connect:${addressBucketKey(handshake.remoteAddress)}`,
+          this.settings.connectRate,
+          1,
+        ),
       );
       if (limited !== undefined) return limited;
       let bearer = token;

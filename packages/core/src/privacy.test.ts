@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { haversineKm } from "./geo.js";
-import { locationGrid } from "./privacy.js";
+import { addressBucketKey, locationGrid } from "./privacy.js";
 
 const point = fc.record({
   lat: fc.double({ min: -90, max: 90, noNaN: true }),
@@ -73,5 +73,25 @@ describe("location grid", () => {
       rangeKm: 0.5,
     });
     expect(() => locationGrid(-1)).toThrow(RangeError);
+  });
+});
+
+describe("addressBucketKey", () => {
+  it("keys IPv6 by its /64, IPv4 (mapped and NAT64 too) by the address, anything else as it is", () => {
+    const cases: [string, string][] = [
+      ["2001:db8:1:2::1", "2001:db8:1:2::/64"],
+      ["2001:0DB8:0001:0002:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"],
+      ["2001:db8::", "2001:db8:0:0::/64"],
+      ["2001:db8:1::5", "2001:db8:1:0::/64"],
+      ["::1", "0:0:0:0::/64"],
+      ["fe80::1%eth0", "fe80:0:0:0::/64"],
+      ["::ffff:192.0.2.7", "192.0.2.7"],
+      ["::ffff:c000:207", "192.0.2.7"],
+      ["64:ff9b::198.51.100.3", "198.51.100.3"],
+      ["192.0.2.7", "192.0.2.7"],
+      ["", ""],
+      ["not an address", "not an address"],
+    ];
+    for (const [address, key] of cases) expect(addressBucketKey(address), address).toBe(key);
   });
 });

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { EARTH_RADIUS_KM } from "./geo.js";
 
 /**
@@ -90,4 +91,36 @@ export function locationGrid(precisionKm: number): LocationGrid {
     },
     publicDistanceKm: (d) => Math.max(step, Math.ceil(d / step - 1e-9) * step),
   };
+}
+
+/**
+ * The key of a client address in the per-address buckets (connection attempts, guests' joins):
+ * an IPv4 address as it is; an IPv6 address by its /64 prefix, which one subscriber usually holds
+ * whole (a bucket per full IPv6 address would give one client 2^64 buckets to probe with). An
+ * IPv4 address written as IPv6 (mapped `::ffff:a.b.c.d`, or NAT64 `64:ff9b::a.b.c.d`) is its IPv4
+ * address. Anything else (an unknown or empty address) is returned as it is.
+ */
+export function addressBucketKey(address: string): string {
+  const plain = address.split("%")[0] as string; // no zone id (fe80::1%eth0)
+  if (isIP(plain) !== 6) return address;
+  const groups = (part: string): number[] =>
+    part === ""
+      ? []
+      : part.split(":").flatMap((g) => {
+          if (!g.includes(".")) return [Number.parseInt(g, 16)];
+          const [a = 0, b = 0, c = 0, d = 0] = g.split(".").map(Number);
+          return [a * 256 + b, c * 256 + d];
+        });
+  const [head = "", tail] = plain.split("::") as [string, string | undefined];
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const full = [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const [g0, g1, g2, g3, g4, g5, g6 = 0, g7 = 0] = full;
+  const mapped = g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0xffff;
+  const nat64 = g0 === 0x64 && g1 === 0xff9b && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0;
+  if (mapped || nat64) return [g6 >> 8, g6 & 255, g7 >> 8, g7 & 255].join(".");
+  return `${full
+    .slice(0, 4)
+    .map((g) => g.toString(16))
+    .join(":")}::/64`;
 }

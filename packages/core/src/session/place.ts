@@ -3,6 +3,7 @@ import type { Identity, Reply } from "../connection.js";
 import { WhisperError } from "../errors.js";
 import type { SessionInfo } from "../events.js";
 import { poolKeyOf } from "../matchmaking.js";
+import { addressBucketKey } from "../privacy.js";
 import type { ReplyFrame, RoomFrame } from "../protocol.js";
 import type { HubSettings } from "../settings.js";
 import type { FrameMessage, JoinParams, PoolEntry, RoomMember, SessionSnapshot } from "../store.js";
@@ -560,7 +561,8 @@ export class PlaceMachine {
     let limit = await limiter.consume(`churn:${identity.userId}`, this.settings.churnRate, 1);
     if (limit.allowed && identity.guest === true && address !== "") {
       // Guests also share a bucket per address: each throwaway connection is a new user.
-      limit = await limiter.consume(`churnaddr:${address}`, this.settings.guestChurnPerAddress, 1);
+      const key = `churnaddr:${addressBucketKey(address)}`; // an IPv6 address: its /64
+      limit = await limiter.consume(key, this.settings.guestChurnPerAddress, 1);
     }
     if (!limit.allowed) {
       this.host.counters.limit("churn", id);
