@@ -11,10 +11,20 @@
  * server) up and closing it, as a test's hooks do. A second figure leaves the grace out, so
  * that the transports alone are compared.
  *
+ * A third figure is the Express example's own kit tests (examples/express/test/kit.test.ts, one
+ * test body run in-process and over a real WebSocket), as vitest times them: each way in a
+ * vitest process of its own, the sum of its tests' durations.
+ *
  *   node --conditions=@whisperchat/source --import tsx bench/test-kit.ts [--quick]
  */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
+import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { attachWebSocket } from "@whisperchat/adapter-ws";
 import { createWhisper } from "@whisperchat/core";
 import {
@@ -118,6 +128,56 @@ async function time(
   return { p50: at(0.5), p90: at(0.9) };
 }
 
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const EXAMPLE = "examples/express/test/kit.test.ts";
+/** The describe names of the example's two ways. */
+const EXAMPLE_WAYS = { inProcess: "in-process", overWs: "over a real WebSocket" } as const;
+const EXAMPLE_RUNS = quick ? 1 : 5;
+
+/** Vitest's JSON report, the parts read here. */
+interface VitestReport {
+  testResults: { assertionResults: { ancestorTitles: string[]; duration?: number; status: string }[] }[];
+}
+
+/**
+ * Runs the example's tests of one way in a vitest process of its own and returns the sum of
+ * their durations as vitest reports them, in ms (each test's body; not the hooks, not vitest's
+ * start-up). Fails if a test fails or none ran.
+ */
+async function exampleTests(way: string): Promise<{ ms: number; tests: number }> {
+  const vitest = join(dirname(createRequire(import.meta.url).resolve("vitest/package.json")), "vitest.mjs");
+  const dir = mkdtempSync(join(tmpdir(), "whisperchat-test-kit-"));
+  const report = join(dir, "report.json");
+  try {
+    const child = spawn(
+      process.execPath,
+      [vitest, "run", EXAMPLE, "-t", way, "--reporter=json", `--outputFile=${report}`],
+      { cwd: ROOT, env: { ...process.env, CI: "true" }, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    if (code !== 0) throw new Error(`vitest ${EXAMPLE} -t "${way}" exited with ${code}:\n${stderr}`);
+    const results = (JSON.parse(readFileSync(report, "utf8")) as VitestReport).testResults.flatMap(
+      (file) => file.assertionResults,
+    );
+    const ran = results.filter((r) => r.ancestorTitles.some((t) => t.endsWith(way)));
+    if (ran.length === 0 || ran.some((r) => r.status !== "passed" || r.duration === undefined))
+      throw new Error(`vitest ${EXAMPLE} -t "${way}": ${JSON.stringify(ran)}`);
+    return { ms: ran.reduce((sum, r) => sum + (r.duration ?? 0), 0), tests: ran.length };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The median of a way's runs. */
+function median(runs: { ms: number; tests: number }[]): { ms: number; tests: number } {
+  const sorted = [...runs].sort((a, b) => a.ms - b.ms);
+  return sorted[Math.floor(sorted.length / 2)] as { ms: number; tests: number };
+}
+
 const rows: ResultRow[] = [];
 const notes: string[] = [];
 for (const withGrace of [true, false]) {
@@ -143,6 +203,36 @@ for (const withGrace of [true, false]) {
   );
   notes.push(
     `test-kit (${what}): in-process ${kit.p50.toFixed(1)} ms (p90 ${kit.p90.toFixed(1)}), over ws ${ws.p50.toFixed(1)} ms (p90 ${ws.p90.toFixed(1)}), medians of ${RUNS} runs each including the hub's setup and close.`,
+  );
+}
+
+{
+  // The ways alternate, so that neither always runs on a machine warmed (or loaded) by the other.
+  const kitRuns: { ms: number; tests: number }[] = [];
+  const wsRuns: { ms: number; tests: number }[] = [];
+  for (let i = 0; i < EXAMPLE_RUNS; i++) {
+    kitRuns.push(await exampleTests(EXAMPLE_WAYS.inProcess));
+    wsRuns.push(await exampleTests(EXAMPLE_WAYS.overWs));
+  }
+  const kit = median(kitRuns);
+  const ws = median(wsRuns);
+  const what = `the Express example's kit tests (${kit.tests} tests)`;
+  console.log(
+    `test-kit: ${what}: in-process ${kit.ms.toFixed(1)} ms, over a real WebSocket ${ws.ms.toFixed(1)} ms`,
+  );
+  rows.push(
+    row({
+      group: what,
+      metric: "ms for the tests, in-process vs over ws",
+      unit: "ms",
+      ours: kit.ms,
+      baseline: ws.ms,
+      baselineName: "the same tests over ws (adapter-ws on loopback)",
+      higherIsBetter: false,
+    }),
+  );
+  notes.push(
+    `test-kit (${what}, ${EXAMPLE}): in-process ${kit.ms.toFixed(1)} ms, over ws ${ws.ms.toFixed(1)} ms: the sum of the tests' durations as vitest reports them (bodies only, not hooks or start-up), each way in a vitest process of its own, median of ${EXAMPLE_RUNS} runs.`,
   );
 }
 
