@@ -527,6 +527,7 @@ function onWelcome(frame) {
     const v = limits[key];
     app.limits[key] = typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : DEFAULT_LIMITS[key];
   }
+  const previousUserId = app.user?.userId;
   app.user = frame.user && typeof frame.user === "object" ? frame.user : null;
   bucket.tokens = app.limits.messageBurst;
   bucket.at = Date.now();
@@ -537,7 +538,9 @@ function onWelcome(frame) {
   // `sessionLost` that follows says what was lost, so remember what the page was doing.
   app.lostState = app.state === "connecting" ? savedState() : app.state;
   app.room = null;
-  if (!app.account) app.apart = null; // a guest's new session is a new user: nobody is kept apart
+  // Whom the server keeps apart is per user: a guest's new session on this tab is the same user
+  // (its device id), a sign-in or sign-out is another.
+  if (app.user?.userId !== previousUserId) app.apart = null;
   app.busy = null;
   clearLog();
   setState("idle");

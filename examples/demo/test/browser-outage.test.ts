@@ -129,6 +129,37 @@ describe.skipIf(!hasChromium)("demo page through connection cuts", { timeout: 90
     await shot(ana, "outage-grace-expired-desktop");
   });
 
+  it("a guest back past the resume grace is the same user: the page still says whom it blocked", async () => {
+    const d = await demo({ WHISPER_RESUME_GRACE_MS: "1000" });
+    const { ana, ben, anaNet } = await pairBehindProxies(d);
+    await ana.getByTestId("block").click();
+    await ana.getByTestId("block-confirm").click();
+    await state(ana, "waiting");
+    await expect
+      .poll(() => ana.getByTestId("apart").textContent())
+      .toBe("You blocked Ben, so you two won't be matched again.");
+    await state(ben, "ended");
+    await ben.getByTestId("find-again").click();
+    await state(ben, "waiting");
+
+    anaNet.offline();
+    await conn(ana, "reconnecting");
+    // The grace is over: Ana's session is gone (not away), Ben's waits.
+    await expect.poll(() => d.hub.localCounts()).toMatchObject({ waiting: 1, away: 0 });
+    anaNet.online();
+    await conn(ana, "open");
+    await expect
+      .poll(() => ana.getByTestId("error").textContent())
+      .toMatch(/You were offline for too long, so you stopped looking/);
+    // A new session of the same device: the server keeps the block, and the page says so.
+    await find(ana, PARIS);
+    await state(ana, "waiting");
+    await expect
+      .poll(() => ana.getByTestId("apart").textContent())
+      .toBe("You blocked Ben, so you two won't be matched again.");
+    expect(await viewState(ben)).toBe("waiting");
+  });
+
   it("a tab reopened after the resume grace says so too: the chat, or the search, ended", async () => {
     const d = await demo({ WHISPER_RESUME_GRACE_MS: "1000" });
     const { ana, ben } = await pairBehindProxies(d);
