@@ -120,6 +120,30 @@ describe("the import graph", () => {
     });
   }
 
+  it("the packages' imports of each other have no cycle, and no package imports itself by name", () => {
+    const folderOf = new Map<string, string>();
+    for (const pkg of readdirSync(PACKAGES)) {
+      const { name } = JSON.parse(readFileSync(join(PACKAGES, pkg, "package.json"), "utf8")) as {
+        name: string;
+      };
+      folderOf.set(name, pkg);
+    }
+    const edges = new Map<string, string[]>();
+    for (const pkg of readdirSync(PACKAGES)) {
+      const targets = new Set<string>();
+      for (const file of sources(join(PACKAGES, pkg, "src"))) {
+        for (const spec of specifiers(readFileSync(file, "utf8"))) {
+          // `@scope/name` or `@scope/name/entry`: the package is the first two segments.
+          const target = folderOf.get(spec.split("/").slice(0, 2).join("/"));
+          if (target !== undefined) targets.add(target);
+        }
+      }
+      edges.set(pkg, [...targets]);
+    }
+    expect(edges.get("adapter-ws")).toContain("core"); // the graph is read at all
+    expect(cycles(edges)).toEqual([]);
+  });
+
   it("core imports no transport, store or client package", () => {
     const offenders: string[] = [];
     for (const file of sources(join(PACKAGES, "core", "src"))) {
