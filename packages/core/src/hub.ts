@@ -8,7 +8,7 @@ import type { ErrorCode } from "./errors.js";
 import { CloseCode, WhisperError } from "./errors.js";
 import type { HubEvents } from "./events.js";
 import { Handover } from "./handover.js";
-import { randomId } from "./ids.js";
+import { messageIds, randomId } from "./ids.js";
 import { Liveness } from "./liveness.js";
 import { Matchmaker } from "./matchmaking.js";
 import {
@@ -479,7 +479,6 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     return ready;
   }
 
-  /** Heartbeat, a retry of a failed bus subscription, and detection of partners whose node died. */
   /** Sessions not yet audited in this round (see `auditIntervalMs`). */
   private auditing: Iterator<Session> | undefined;
   private auditBudget = 0;
@@ -507,6 +506,7 @@ export class WhisperHub extends EventEmitter<HubEvents> {
     }
   }
 
+  /** Heartbeat, a retry of a failed bus subscription, and detection of partners whose node died. */
   private async tick(): Promise<void> {
     if (this.closing) return;
     if (!this.subscribed && !this.subscribing) {
@@ -544,19 +544,6 @@ function originRule(origins: WhisperOptions["allowedOrigins"]): (origin: string 
   if (typeof origins === "function") return origins;
   const set = new Set(origins);
   return (origin) => origin === undefined || set.has(origin);
-}
-
-/**
- * Message ids unique across nodes and restarts: a random per-process prefix and a counter
- * (cheaper than fresh random bytes on the relay's hot path; message ids need not be secret).
- */
-function messageIds(): () => string {
-  const prefix = randomId(6);
-  let counter = 0;
-  return () => {
-    counter++;
-    return `${prefix}${counter.toString(36)}`;
-  };
 }
 
 /**
