@@ -1,29 +1,44 @@
 /** The demo's settings, read from the environment (see the table in the README). */
 export interface DemoConfig {
+  /** HTTP port (`PORT`); `0` picks a free one. Default `3000`. */
   port: number;
+  /** Interface to bind (`HOST`). Default `"127.0.0.1"`. */
   host: string;
+  /** Where sessions, rooms and the pool live (`WHISPER_STORE`). Default `"memory"`. */
   store: "memory" | "redis";
+  /** One Redis server, when the store is `redis` (`REDIS_URL`). Default `"redis://127.0.0.1:6379"`. */
   redisUrl: string;
   /**
    * The seed nodes of a Redis Cluster (`REDIS_CLUSTER`), used instead of `redisUrl` when the
    * store is `redis`; `undefined` (the default) for one Redis server at `redisUrl`.
    */
   redisCluster: readonly RedisSeed[] | undefined;
+  /** Redis key prefix (`WHISPER_KEY_PREFIX`), without `{` or `}`. Default `"whisper:"`. */
   keyPrefix: string;
+  /** `guest`: guests allowed, a token honoured when given; `required`: a valid token needed (`WHISPER_AUTH`). Default `"guest"`. */
   auth: "guest" | "required";
+  /** HS256 secret for the demo's tokens (`JWT_SECRET`); `undefined` (the default): random per process. */
   jwtSecret: string | undefined;
+  /** How long a dropped session can be resumed, in ms (`WHISPER_RESUME_GRACE_MS`). Default `30000`. */
   resumeGraceMs: number;
+  /** Chat messages per second per session (`WHISPER_MSG_PER_SEC`). Default `5`. */
   msgPerSec: number;
+  /** Chat messages a session may send at once (`WHISPER_MSG_BURST`). Default `10`. */
   msgBurst: number;
-  /** After `next`, how long the two users are kept apart, in ms (the hub's `nextCooldownMs`). */
+  /**
+   * After `next`, how long the two users are kept apart, in ms (`WHISPER_NEXT_COOLDOWN_MS`, the
+   * hub's `nextCooldownMs`). Default `10000`: short, so two tabs of one person meet again soon.
+   */
   nextCooldownMs: number;
+  /** Connection attempts per second per client IP (`WHISPER_CONNECT_PER_SEC`). Default `5`. */
   connectPerSec: number;
+  /** Connection attempts a client IP may make at once (`WHISPER_CONNECT_BURST`). Default `20`. */
   connectBurst: number;
-  /** Most time to receive a request's headers (Node's `server.headersTimeout`), in ms. */
+  /** Most time to receive a request's headers (Node's `server.headersTimeout`), in ms. Default `10000`. */
   httpHeadersTimeoutMs: number;
-  /** Most time to receive a whole request, body included (`server.requestTimeout`), in ms. */
+  /** Most time to receive a whole request, body included (`server.requestTimeout`), in ms. Default `30000`. */
   httpRequestTimeoutMs: number;
-  /** How long an idle keep-alive connection stays open (`server.keepAliveTimeout`), in ms. */
+  /** How long an idle keep-alive connection stays open (`server.keepAliveTimeout`), in ms. Default `5000`. */
   httpKeepAliveTimeoutMs: number;
 }
 
