@@ -107,8 +107,9 @@ export function corkForTick(socket: Corkable): void {
 
 /** A close reason cut to the 123 bytes a WebSocket close frame allows (on a character boundary). */
 export function closeReason(reason: string): string {
-  if (Buffer.byteLength(reason) <= 123) return reason;
-  let r = reason;
-  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
-  return r;
+  if (reason.length <= 41 || Buffer.byteLength(reason) <= 123) return reason; // 3 bytes a code unit at most
+  const bytes = Buffer.from(reason);
+  let end = 123;
+  while (((bytes[end] ?? 0) & 0xc0) === 0x80) end--; // a UTF-8 continuation byte: mid-character
+  return bytes.toString("utf8", 0, end);
 }
