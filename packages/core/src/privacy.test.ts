@@ -76,6 +76,62 @@ describe("location grid", () => {
   });
 });
 
+describe("what the grid costs matching (docs/protocol.md section 6, Location privacy)", () => {
+  // Pairs of users with the same range, the second placed uniformly in a disc of twice the range
+  // around the first (first points spread over Europe's latitudes); the figures are printed and
+  // quoted in the doc. A deterministic generator keeps them the same on every run.
+  const KM_LAT = 111.195;
+  const PRECISION = 2.5;
+  function simulate(rangeKm: number, pairs: number) {
+    const grid = locationGrid(PRECISION);
+    let seed = 20_240_601;
+    const random = () => {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    let extra = 0;
+    let lost = 0;
+    const changedAt: number[] = [];
+    for (let i = 0; i < pairs; i++) {
+      const lat = 40 + random() * 20;
+      const lng = -10 + random() * 40;
+      const rho = 2 * rangeKm * Math.sqrt(random());
+      const theta = 2 * Math.PI * random();
+      const bLat = lat + (rho * Math.sin(theta)) / KM_LAT;
+      const bLng = lng + (rho * Math.cos(theta)) / (KM_LAT * Math.cos((lat * Math.PI) / 180));
+      const d = haversineKm(lat, lng, bLat, bLng);
+      const a = grid.obfuscate(lat, lng, rangeKm);
+      const b = grid.obfuscate(bLat, bLng, rangeKm);
+      const snapped = haversineKm(a.lat, a.lng, b.lat, b.lng) <= Math.min(a.rangeKm, b.rangeKm);
+      if (snapped === d <= rangeKm) continue;
+      if (snapped) extra++;
+      else lost++;
+      changedAt.push(d);
+    }
+    return { extra: extra / pairs, lost: lost / pairs, changedAt };
+  }
+
+  it("changes decisions only near a range's edge, and beyond 10 km for a few percent of pairs", () => {
+    const rows: string[] = [];
+    for (const rangeKm of [1, 2, 3, 5, 10, 20, 50]) {
+      const { extra, lost, changedAt } = simulate(rangeKm, 50_000);
+      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+      rows.push(`${rangeKm} km: ${pct(extra + lost)} (extra ${pct(extra)}, lost ${pct(lost)})`);
+      // Both points move by at most the precision, the range grows by less than it: only pairs
+      // from 2 precisions inside the range to 3 beyond it can change.
+      for (const d of changedAt) {
+        expect(d).toBeGreaterThan(rangeKm - 2 * PRECISION);
+        expect(d).toBeLessThan(rangeKm + 3 * PRECISION);
+      }
+      if (rangeKm >= 10) expect(extra + lost).toBeLessThan(0.08);
+      if (rangeKm >= 50) expect(extra + lost).toBeLessThan(0.02);
+    }
+    console.info(
+      `decisions changed by a ${PRECISION} km grid, pairs within twice the range:\n  ${rows.join("\n  ")}`,
+    );
+  });
+});
+
 describe("addressBucketKey", () => {
   it("keys IPv6 by its /64, IPv4 (mapped and NAT64 too) by the address, anything else as it is", () => {
     const cases: [string, string][] = [
