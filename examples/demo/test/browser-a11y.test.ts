@@ -70,7 +70,13 @@ describe.skipIf(!hasChromium)("demo page accessibility", { timeout: 120_000 }, (
       await state(ana, "account");
       await check(ana, "welcome");
 
+      // The server cannot be reached: the page says so, and Reconnect tries again.
+      net.offline();
       await ana.getByTestId("guest").click();
+      await state(ana, "disconnected");
+      await check(ana, "disconnected");
+      net.online();
+      await ana.getByTestId("reconnect").click();
       await state(ana, "idle");
       await conn(ana, "open");
       await expect.poll(() => ana.getByTestId("find").isEnabled()).toBe(true);
