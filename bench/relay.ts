@@ -10,7 +10,7 @@
  * - idle memory per connected session (5,000 sessions);
  * - server CPU time per relayed message.
  *
- *   node --conditions=@whisperchat/source --import tsx --expose-gc bench/relay.ts [--quick] [--profile] [--source]
+ *   node --conditions=@whisperchat/source --import tsx --expose-gc bench/relay.ts [--quick] [--profile[=<kind>]] [--source]
  *     [--baseline <checkout>]
  *
  * Besides the bare hub, WhisperChat is measured as operators run it: with `prometheusMetrics`
@@ -20,7 +20,8 @@
  *
  * The server and load processes run bundled JavaScript (see `lib/bundle.ts`); `--source` runs
  * them from the TypeScript sources through tsx instead.
- * `--profile` writes a V8 CPU profile of the WhisperChat server process to a temporary folder
+ * `--profile` writes a V8 CPU profile of the WhisperChat server process (the bare hub's;
+ * `--profile=whisper-metrics` or `--profile=whisper-demo` another one's) to a temporary folder
  * (printed at the end; not part of the results); `bench/lib/profile-top.ts` summarises it.
  */
 import { mkdirSync, rmSync } from "node:fs";
@@ -38,7 +39,10 @@ const LOAD = join(here, "lib", "load-relay.ts");
 const PROFILE_DIR = join(tmpdir(), "whisperchat-bench-profiles");
 
 const quick = isQuick();
-const profile = process.argv.includes("--profile");
+/** `--profile` profiles the bare hub's server; `--profile=<kind>` another one, e.g. `whisper-demo`. */
+const profileArg = process.argv.find((a) => a === "--profile" || a.startsWith("--profile="));
+const profile = profileArg !== undefined;
+const profiledKind = profileArg?.startsWith("--profile=") ? profileArg.slice("--profile=".length) : "whisper";
 const PAIRS = quick ? [1, 50] : [1, 50, 500];
 const WINDOW = 8;
 /** Before anything is measured, each server relays for this long (JIT warm-up). */
@@ -70,6 +74,8 @@ const KINDS: Kind[] = onlyBeforeAfter
       "socketio",
       ...(baselineDir === undefined ? [] : (["whisper-base"] as const)),
     ];
+if (!(KINDS as string[]).includes(profiledKind))
+  throw new Error(`--profile=${profiledKind}: not a server of this run (${KINDS.join(", ")})`);
 const NAMES: Record<Kind, string> = {
   whisper: "WhisperChat (adapter-ws)",
   "whisper-metrics": "WhisperChat with prometheusMetrics",
@@ -108,7 +114,7 @@ const log = (line: string) => process.stderr.write(`[relay] ${line}\n`);
 
 async function startServer(kind: Kind, profiled = true): Promise<{ server: Worker; port: number }> {
   const execArgv: string[] = [];
-  if (profile && profiled && kind === "whisper") {
+  if (profile && profiled && kind === profiledKind) {
     mkdirSync(PROFILE_DIR, { recursive: true });
     execArgv.push("--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`);
   }

@@ -30,6 +30,7 @@ const quick = isQuick();
 /** In the order they run. */
 const SCRIPTS = [
   "relay",
+  "metrics-cost",
   "limiter",
   "matching",
   "socketio-relay",

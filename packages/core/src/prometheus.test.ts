@@ -91,6 +91,25 @@ describe("prometheusMetrics on the hot path", () => {
     hub.observeStore(undefined);
   });
 
+  it("hands a timed call's caller the store's own promise, so that timing adds no microtask hop", async () => {
+    const store = createMemoryStore();
+    hub = createWhisper({ store });
+    const seen: string[] = [];
+    hub.observeStore((operation, _seconds, ok) => seen.push(`${operation}:${ok}`), { sampleEvery: 1 });
+    const resolved = Promise.resolve(7);
+    store.pool.size = () => resolved;
+    expect(hub.store.pool.size()).toBe(resolved);
+    const rejected = Promise.reject(new Error("down"));
+    rejected.catch(() => undefined);
+    store.pool.size = () => rejected;
+    const timed = hub.store.pool.size();
+    expect(timed).toBe(rejected);
+    await expect(timed).rejects.toThrow("down");
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(seen).toEqual(["pool.size:true", "pool.size:false"]);
+    hub.observeStore(undefined);
+  });
+
   it("times a store method replaced after the hub was created (a test's fault still counts)", async () => {
     const store = createMemoryStore();
     hub = createWhisper({ store });
