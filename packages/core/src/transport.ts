@@ -41,7 +41,7 @@ export interface Admitter {
 
 /** Options of {@link admitHandshake}. */
 export interface AdmitOptions {
-  /** Whether the endpoint stopped accepting (its adapter is closing): answered 503. */
+  /** Whether the endpoint stopped accepting (its adapter is closing): answered 503. @default never */
   closed?: () => boolean;
   /**
    * The longest an admission may take (a slow hook, a store that does not answer), in ms; past
