@@ -88,6 +88,20 @@ async function carriesOn(
   for (const x of [a, b, c]) expect(x.pending().filter((f) => f.type === "partner_left")).toEqual([]);
 }
 
+/** Until `client` has reconnected and answers a PING (10 s at most). */
+async function untilAnswers(client: Redis): Promise<void> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    try {
+      if (client.status === "ready" && (await client.ping()) === "PONG") return;
+    } catch (err) {
+      if (Date.now() > end) throw err;
+    }
+    if (Date.now() > end) throw new Error(`the client did not reconnect (status ${client.status})`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /**
  * A private redis-server (started with `args`) and a node on it; `restart()` kills the server
  * (SIGKILL) and starts it again with the same arguments.
@@ -108,6 +122,8 @@ async function nodeOnPrivateRedis(args: string[], keyPrefix: string) {
     async restart() {
       await stopRedis(server);
       server = await startRedis(port, args);
+      // Back when the node's own client is: a join before it reconnects fails as in an outage.
+      await untilAnswers(client);
     },
   };
 }
