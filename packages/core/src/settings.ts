@@ -75,7 +75,9 @@ export interface WhisperOptions {
   /**
    * `join`, `next` and `block` of guests per client address, over all their connections: a
    * leaky bucket. Every guest connection is a new user, so the per-user bucket alone would not
-   * slow down someone probing with throwaway connections. @default { capacity: 60, ratePerSec: 3 }
+   * slow down someone probing with throwaway connections. An IPv6 address counts by its /64
+   * (one subscriber's prefix), and an IPv4 address written as IPv6 (mapped or NAT64) as the IPv4
+   * address. @default { capacity: 60, ratePerSec: 3 }
    */
   guestChurnPerAddress?: BucketRule;
   /**
@@ -88,7 +90,10 @@ export interface WhisperOptions {
   typingRate?: BucketRule;
   /** `auth` (token refresh) requests per session: a leaky bucket. @default { capacity: 3, ratePerSec: 0.2 } */
   authRate?: BucketRule;
-  /** Connection attempts per client address: a leaky bucket. @default { capacity: 20, ratePerSec: 5 } */
+  /**
+   * Connection attempts per client address: a leaky bucket. An IPv6 address counts by its /64, as
+   * for `guestChurnPerAddress`. @default { capacity: 20, ratePerSec: 5 }
+   */
   connectRate?: BucketRule;
   /** A session that gets this many `rate_limited` answers in a row is closed with 1008. @default 20 */
   floodCloseAfter?: number;
