@@ -79,6 +79,31 @@ describe("prometheusMetrics on the hot path", () => {
     metrics.close();
   });
 
+  it("builds no per-message event nobody listens to, and does once a listener is there", async () => {
+    hub = createWhisper({ store: createMemoryStore() });
+    prometheusMetrics(hub);
+    const emitted: string[] = [];
+    const emit = hub.emit.bind(hub);
+    hub.emit = ((event: Parameters<WhisperHub["emit"]>[0], ...args: unknown[]) => {
+      emitted.push(String(event));
+      return (emit as (e: unknown, ...a: unknown[]) => boolean)(event, ...args);
+    }) as WhisperHub["emit"];
+    const a = await connect(hub);
+    const b = await connect(hub);
+    a.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    b.link.receive({ type: "join", location: { lat: 1, lng: 1 }, rangeKm: 5 });
+    await until(() => b.frames.some((f) => f.type === "matched"));
+    emitted.length = 0;
+    for (let i = 0; i < 3; i++) a.link.receive({ type: "message", text: `m${i}` });
+    await until(() => b.frames.filter((f) => f.type === "message").length === 3);
+    expect(emitted).toEqual([]);
+    const heard: string[] = [];
+    hub.on("message", ({ text }) => heard.push(text));
+    a.link.receive({ type: "message", text: "now heard" });
+    await until(() => heard.length === 1);
+    expect(emitted).toEqual(["message"]);
+  });
+
   it("times one store call in sampleEvery per operation, the first one always", async () => {
     hub = createWhisper({ store: createMemoryStore() });
     const seen: string[] = [];
