@@ -1,5 +1,5 @@
 import { Emitter } from "./emitter.js";
-import { type ClientErrorCode, WhisperClientError } from "./errors.js";
+import { WhisperClientError } from "./errors.js";
 import {
   type AckFrame,
   type ClientFrame,
@@ -18,16 +18,9 @@ import {
   resolveReconnect,
   shouldReconnect,
 } from "./reconnect.js";
+import { Requests } from "./requests.js";
 import { isDeviceId } from "./storage.js";
-import {
-  codePoints,
-  type Deferred,
-  deferred,
-  type Pending,
-  positiveOption,
-  randomPrefix,
-  type Timer,
-} from "./support.js";
+import { codePoints, type Deferred, deferred, positiveOption, type Timer } from "./support.js";
 import { refreshDelay, tokenExpiry } from "./token.js";
 import type {
   Ack,
@@ -55,12 +48,9 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
   private readonly WebSocketImpl: WebSocketConstructor;
   private readonly options: WhisperClientOptions;
   private readonly reconnectPolicy: ResolvedReconnectOptions;
-  private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly heartbeatIntervalMs: number;
   private readonly tokenRefreshLeadMs: number;
-  private readonly idPrefix = randomPrefix();
-  private idCounter = 0;
 
   private currentState: ClientState = "closed";
   private socket: WebSocketLike | undefined;
@@ -81,10 +71,8 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
   private ready: Deferred<WelcomeFrame> | undefined;
   private attempt = 0;
   private token: string | undefined;
-  /** Requests other than messages, by id. */
-  private readonly requests = new Map<string, Pending>();
-  /** Messages not yet acknowledged, in the order they were sent. */
-  private readonly unacked = new Map<string, Pending & { promise: Promise<Ack> }>();
+  /** Requests and messages waiting for their reply. */
+  private readonly requests: Requests;
   private reconnectTimer: Timer | undefined;
   private connectTimer: Timer | undefined;
   private heartbeatTimer: Timer | undefined;
@@ -111,7 +99,17 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
     this.WebSocketImpl = impl;
     this.options = options;
     this.reconnectPolicy = resolveReconnect(options.reconnect);
-    this.requestTimeoutMs = positiveOption(options.requestTimeoutMs, 10_000, "requestTimeoutMs");
+    this.requests = new Requests(
+      {
+        send: (frame) => this.sendFrame(frame),
+        heartbeatTimedOut: () => {
+          if (this.socket !== undefined)
+            this.abandon(this.socket, CloseCode.ClientTimeout, "heartbeat timeout");
+        },
+        requestTimedOut: () => this.probe(),
+      },
+      positiveOption(options.requestTimeoutMs, 10_000, "requestTimeoutMs"),
+    );
     this.connectTimeoutMs = positiveOption(options.connectTimeoutMs, 10_000, "connectTimeoutMs");
     this.heartbeatIntervalMs = positiveOption(
       options.heartbeatIntervalMs,
@@ -143,7 +141,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
   }
   /** How many sent messages wait for their `ack` (including those kept while reconnecting). */
   get unacknowledged(): number {
-    return this.unacked.size;
+    return this.requests.unacknowledged;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -179,8 +177,8 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
     this.socket = undefined;
     this.clearTimers();
     const error = new WhisperClientError("closed", "the client was closed");
-    this.failRequests(error);
-    this.failMessages(error);
+    this.requests.failRequests(error);
+    this.requests.failMessages(error);
     this.ready?.reject(error);
     this.ready = undefined;
     this.resumeToken = undefined;
@@ -303,10 +301,10 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
     this.currentState = "open";
     // Unacknowledged messages first, before anything the app sends in reaction to the events.
     if (frame.resumed) {
-      for (const pending of this.unacked.values()) this.write(pending);
+      this.requests.resendMessages();
     } else {
       this.cursor = undefined;
-      this.failMessages(
+      this.requests.failMessages(
         new WhisperClientError("session_lost", "the session was lost before this message was acknowledged"),
       );
     }
@@ -321,15 +319,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
   }
 
   private onFrame(frame: ServerFrame): void {
-    if (
-      (frame.type === "ack" || frame.type === "pong" || frame.type === "waiting" || frame.type === "error") &&
-      typeof frame.id === "string"
-    ) {
-      const pending = this.requests.get(frame.id) ?? this.unacked.get(frame.id);
-      if (pending !== undefined && (frame.type === "error" || pending.replies.includes(frame.type))) {
-        this.settle(pending, frame);
-      }
-    }
+    this.requests.reply(frame);
     if (frame.type === "message") {
       if (this.seenMessages.has(frame.messageId)) return; // replayed after a resume: shown already
       this.seenMessages.add(frame.messageId);
@@ -345,33 +335,17 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
     if (frame.type !== "pong") this.armHeartbeat();
   }
 
-  private settle(pending: Pending, frame: ServerFrame): void {
-    clearTimeout(pending.timer);
-    this.requests.delete(pending.id);
-    this.unacked.delete(pending.id);
-    if (frame.type === "error") {
-      const options =
-        frame.retryAfterMs === undefined
-          ? { requestId: pending.id }
-          : { requestId: pending.id, retryAfterMs: frame.retryAfterMs };
-      pending.reject(new WhisperClientError(frame.code, frame.message, options));
-    } else pending.resolve(frame);
-  }
-
   private onSocketClosed(code: number, reason: string, welcomed: boolean): void {
     this.socket = undefined;
     clearTimeout(this.connectTimer);
     clearTimeout(this.heartbeatTimer);
     clearTimeout(this.tokenTimer);
-    this.failRequests(
+    this.requests.failRequests(
       new WhisperClientError("connection_lost", "the connection dropped before the reply came", {
         closeCode: code,
       }),
     );
-    for (const pending of this.unacked.values()) {
-      clearTimeout(pending.timer);
-      pending.timer = undefined;
-    }
+    this.requests.holdMessages();
     if (!welcomed) {
       this.attemptFailed(code, reason, undefined);
       return;
@@ -391,7 +365,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
         closeCode: code,
       },
     );
-    this.failMessages(error);
+    this.requests.failMessages(error);
     this.ready?.reject(error);
     this.ready = undefined;
     // Forget the resume token only when the server ended the session. After other closes it may
@@ -436,7 +410,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
           closeCode: code,
         },
       );
-      this.failMessages(error);
+      this.requests.failMessages(error);
       this.ready?.reject(error);
       this.ready = undefined;
       this.setState("closed");
@@ -465,24 +439,6 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
     clearTimeout(this.tokenTimer);
   }
 
-  private failRequests(error: WhisperClientError): void {
-    const all = [...this.requests.values()];
-    this.requests.clear();
-    for (const p of all) {
-      clearTimeout(p.timer);
-      p.reject(withRequestId(error, p.id));
-    }
-  }
-
-  private failMessages(error: WhisperClientError): void {
-    const all = [...this.unacked.values()];
-    this.unacked.clear();
-    for (const p of all) {
-      clearTimeout(p.timer);
-      p.reject(withRequestId(error, p.id));
-    }
-  }
-
   // -------------------------------------------------------------------------------------------
   // Heartbeat and token refresh
 
@@ -495,7 +451,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
 
   private probe(): void {
     if (this.currentState !== "open") return;
-    for (const p of this.requests.values()) if (p.heartbeat) return;
+    if (this.requests.probing) return;
     this.request<PongFrame>({ type: "ping" }, ["pong"], true).then(
       () => undefined,
       () => undefined,
@@ -557,43 +513,16 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
   // -------------------------------------------------------------------------------------------
   // Requests
 
-  private nextId(): string {
-    return `${this.idPrefix}-${(++this.idCounter).toString(36)}`;
-  }
-
-  private write(pending: Pending): boolean {
+  /** Sends a frame when the connection is open; `false` (nothing sent) otherwise. */
+  private sendFrame(frame: ClientFrame): boolean {
     const socket = this.socket;
     if (socket === undefined || socket.readyState !== OPEN || this.currentState !== "open") return false;
     try {
-      socket.send(JSON.stringify(pending.frame));
+      socket.send(JSON.stringify(frame));
     } catch {
       return false;
     }
-    clearTimeout(pending.timer);
-    pending.timer = setTimeout(() => this.timedOut(pending), this.requestTimeoutMs);
     return true;
-  }
-
-  private timedOut(pending: Pending): void {
-    pending.timer = undefined;
-    if (this.requests.get(pending.id) !== pending && this.unacked.get(pending.id) !== pending) return;
-    this.requests.delete(pending.id);
-    this.unacked.delete(pending.id);
-    if (pending.heartbeat) {
-      // The connection does not answer: take it for dead and resume on a new one.
-      if (this.socket !== undefined) this.abandon(this.socket, CloseCode.ClientTimeout, "heartbeat timeout");
-      return;
-    }
-    pending.reject(
-      new WhisperClientError(
-        "timeout",
-        `no reply to ${pending.frame.type} within ${this.requestTimeoutMs} ms`,
-        {
-          requestId: pending.id,
-        },
-      ),
-    );
-    this.probe();
   }
 
   private request<R extends ServerFrame>(
@@ -611,23 +540,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
         ),
       );
     }
-    const id = this.nextId();
-    return new Promise<R>((resolve, reject) => {
-      const pending: Pending = {
-        id,
-        frame: { ...frame, id },
-        replies,
-        resolve: resolve as (f: ServerFrame) => void,
-        reject,
-        timer: undefined,
-      };
-      if (heartbeat) pending.heartbeat = true;
-      this.requests.set(id, pending);
-      if (!this.write(pending)) {
-        this.requests.delete(id);
-        reject(new WhisperClientError("not_connected", "the connection is not open", { requestId: id }));
-      }
-    });
+    return this.requests.request(frame, replies, heartbeat);
   }
 
   /** Enters the pool (or, while waiting, updates the point and range). Resolves with `waiting`. */
@@ -654,9 +567,9 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
     if (this.currentState !== "open" && this.currentState !== "reconnecting") {
       return Promise.reject(new WhisperClientError("not_connected", "not connected: call connect() first"));
     }
-    const id = options.id ?? this.nextId();
-    const existing = this.unacked.get(id);
-    if (existing !== undefined) return existing.promise;
+    const id = options.id ?? this.requests.nextId();
+    const existing = this.requests.queued(id);
+    if (existing !== undefined) return existing;
     const frame = { type: "message" as const, id, text };
     const limits = this.lastWelcome?.limits;
     if (limits !== undefined) {
@@ -679,16 +592,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
         );
       }
     }
-    let resolve!: (f: ServerFrame) => void;
-    let reject!: (e: WhisperClientError) => void;
-    const promise = new Promise<Ack>((res, rej) => {
-      resolve = res as (f: ServerFrame) => void;
-      reject = rej;
-    });
-    const pending = { id, frame, replies: ["ack"] as const, resolve, reject, timer: undefined, promise };
-    this.unacked.set(id, pending);
-    this.write(pending); // while reconnecting it waits for the resume
-    return promise;
+    return this.requests.message(frame); // while reconnecting it waits for the resume
   }
 
   /**
@@ -696,14 +600,7 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
    * nothing) when not connected; the server drops it outside a room. Never rejects.
    */
   typing(active: boolean): boolean {
-    const socket = this.socket;
-    if (this.currentState !== "open" || socket === undefined || socket.readyState !== OPEN) return false;
-    try {
-      socket.send(JSON.stringify({ type: "typing", active }));
-      return true;
-    } catch {
-      return false;
-    }
+    return this.sendFrame({ type: "typing", active });
   }
 
   /**
@@ -734,13 +631,6 @@ export class WhisperClient extends Emitter<WhisperClientEvents> {
   ping(): Promise<Pong> {
     return this.request<PongFrame>({ type: "ping" }, ["pong"]);
   }
-}
-
-function withRequestId(error: WhisperClientError, id: string): WhisperClientError {
-  const options: { requestId: string; closeCode?: number; retryAfterMs?: number } = { requestId: id };
-  if (error.closeCode !== undefined) options.closeCode = error.closeCode;
-  if (error.retryAfterMs !== undefined) options.retryAfterMs = error.retryAfterMs;
-  return new WhisperClientError(error.code as ClientErrorCode, error.message, options);
 }
 
 /**

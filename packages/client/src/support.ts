@@ -1,7 +1,4 @@
-import type { WhisperClientError } from "./errors.js";
-import type { ClientFrame, ServerFrame } from "./protocol.js";
-
-// What the client uses inside: deferred promises, its requests in flight, option checks.
+// What the client uses inside: deferred promises, timers, code points, random ids, option checks.
 
 export interface Deferred<T> {
   promise: Promise<T>;
@@ -22,18 +19,6 @@ export function deferred<T>(): Deferred<T> {
 }
 
 export type Timer = ReturnType<typeof setTimeout>;
-
-export interface Pending {
-  id: string;
-  frame: ClientFrame & { id: string };
-  /** The reply types that settle it. */
-  replies: readonly ServerFrame["type"][];
-  resolve(frame: ServerFrame): void;
-  reject(error: WhisperClientError): void;
-  timer: Timer | undefined;
-  /** An internal heartbeat ping: its timeout means a dead connection. */
-  heartbeat?: boolean;
-}
 
 export const codePoints = (s: string): number => {
   let n = 0;
