@@ -154,22 +154,12 @@ export class Requests {
 
   /** Rejects every request other than messages with `error` (carrying each request's id). */
   failRequests(error: WhisperClientError): void {
-    const all = [...this.requests.values()];
-    this.requests.clear();
-    for (const p of all) {
-      clearTimeout(p.timer);
-      p.reject(withRequestId(error, p.id));
-    }
+    rejectAll(this.requests, error);
   }
 
   /** Rejects every unacknowledged message with `error` (carrying each message's id). */
   failMessages(error: WhisperClientError): void {
-    const all = [...this.unacked.values()];
-    this.unacked.clear();
-    for (const p of all) {
-      clearTimeout(p.timer);
-      p.reject(withRequestId(error, p.id));
-    }
+    rejectAll(this.unacked, error);
   }
 
   private write(pending: Pending): boolean {
@@ -208,6 +198,16 @@ export class Requests {
       }),
     );
     this.link.requestTimedOut();
+  }
+}
+
+/** Empties `pending` and rejects each entry with `error`, carrying the entry's own id. */
+function rejectAll(pending: Map<string, Pending>, error: WhisperClientError): void {
+  const all = [...pending.values()];
+  pending.clear();
+  for (const p of all) {
+    clearTimeout(p.timer);
+    p.reject(withRequestId(error, p.id));
   }
 }
 
