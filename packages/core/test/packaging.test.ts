@@ -1,6 +1,8 @@
 // The packages as a consumer gets them: `npm pack` of the six packages, installed into apps
 // outside the workspace with only the packages each app imports, type-checked (nodenext and
-// bundler, library types included), then run. Fixture sources are in ./packaging/.
+// bundler, library types included), then run. The apps: the README's quickstart (which is
+// examples/quickstart), examples/express as it is, and a Socket.IO app on the oldest socket.io
+// the adapter claims. Fixture sources are in ./packaging/.
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -377,6 +379,52 @@ describe.skipIf(reason !== undefined)(
           message: expect.stringContaining("Cannot find package 'jose'"),
         });
       });
+    });
+
+    describe("examples/express as it is, on the packed packages, with two @whisperchat/client clients", () => {
+      const app = (): string => join(temp, "express-app");
+      const example = join(ROOT, "examples/express");
+
+      beforeAll(async () => {
+        const manifest = readManifest(join(example, "package.json"));
+        const range = (name: string): string => {
+          const found = manifest.dependencies?.[name] ?? manifest.devDependencies?.[name];
+          if (found === undefined) throw new Error(`examples/express/package.json has no ${name}`);
+          return found;
+        };
+        // What the example imports (its sources) and what its test talks with (client, ws).
+        const packed = packs("core", "adapter-ws", "store-memory", "client");
+        const thirdParty = {
+          express: range("express"),
+          ws: range("ws"),
+          "@types/express": declared("root", "devDependencies", "@types/express"),
+        };
+        await createApp(app(), { packed, thirdParty }, []);
+        for (const file of ["app.ts", "server.ts"])
+          await copyFile(join(example, "src", file), join(app(), file));
+        await copyFile(join(FIXTURES, "ws-app", "chat.ts"), join(app(), "chat.ts"));
+        await compile(app());
+      }, SLOW_MS);
+
+      it(
+        "type-checks with nodenext and with bundler resolution, the packages' own types included",
+        async () => {
+          await typeCheck(app());
+        },
+        SLOW_MS,
+      );
+
+      it("runs: the app's own route answers, and two clients near each other are matched and chat", async () => {
+        const port = await startServer(app(), children);
+        const hello = await fetch(`http://127.0.0.1:${port}/api/hello`);
+        expect(await hello.json()).toEqual({ hello: "world" });
+        const out = await node(["build/chat.js", `ws://127.0.0.1:${port}/whisper`], app());
+        expect(JSON.parse(out)).toEqual({
+          anaMetWith: "Ben",
+          benMetWith: "Ana",
+          heard: ["hello from Ana", "hello from Ben"],
+        });
+      }, 60_000);
     });
 
     describe("on the app's own Socket.IO server, the oldest socket.io the adapter claims, with JWTs", () => {
