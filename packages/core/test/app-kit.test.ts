@@ -70,6 +70,18 @@ describe("createTestHub on the manual clock", () => {
     });
   });
 
+  it("an authorize hook refuses alike whether it answers false or a promise of false", async () => {
+    for (const answer of [false, Promise.resolve(false)] as const) {
+      const k = start({
+        authorize: (_identity, action) => (action === "message" ? answer : true),
+      });
+      const { ana } = await pair(k);
+      await expect(ana.send("hola")).rejects.toMatchObject({ code: "forbidden" });
+      await k.close();
+      kit = undefined;
+    }
+  });
+
   it("ends a dropped partner's room when the resume grace is over, not a millisecond before", async () => {
     const k = start({ resumeGraceMs: 30_000 });
     const { ana, ben, roomId } = await pair(k);
