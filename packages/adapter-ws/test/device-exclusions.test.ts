@@ -5,9 +5,8 @@
 import type { Store } from "@whisperchat/core";
 import { expectFrame, type TestClient } from "@whisperchat/core/testing";
 import { createMemoryStore } from "@whisperchat/store-memory";
-import { createRedisStore } from "@whisperchat/store-redis";
 import { afterEach, describe, expect, it } from "vitest";
-import { deleteUnder, connect as redisClient, redisUp, testPrefix } from "../../store-redis/test/redis.js";
+import { redisUp, testRedisStore } from "../../store-redis/test/redis.js";
 import { startWsHarness, type WsHarness } from "./harness.js";
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -21,20 +20,7 @@ const ANA = "device-of-ana-0123456789";
 const BEN = "device-of-ben-0123456789";
 
 const stores: ["memory" | "redis", () => Store][] = [["memory", () => createMemoryStore()]];
-if (redisUp) {
-  stores.push([
-    "redis",
-    () => {
-      const client = redisClient();
-      const keyPrefix = testPrefix();
-      cleanups.push(async () => {
-        await deleteUnder(client, keyPrefix);
-        client.disconnect();
-      });
-      return createRedisStore({ client, keyPrefix });
-    },
-  ]);
-}
+if (redisUp) stores.push(["redis", () => testRedisStore(cleanups)]);
 
 async function start(store: Store): Promise<WsHarness> {
   const h = await startWsHarness({ store, nextCooldownMs: COOLDOWN_MS }, {}, { closeStore: false });

@@ -13,9 +13,8 @@ import type { Store, WhisperOptions } from "@whisperchat/core";
 import { haversineKm, locationGrid } from "@whisperchat/core";
 import { expectFrame, type TestClient } from "@whisperchat/core/testing";
 import { createMemoryStore } from "@whisperchat/store-memory";
-import { createRedisStore } from "@whisperchat/store-redis";
 import { afterEach, describe, expect, it } from "vitest";
-import { deleteUnder, connect as redisClient, redisUp, testPrefix } from "../../store-redis/test/redis.js";
+import { redisUp, testRedisStore } from "../../store-redis/test/redis.js";
 import { startWsHarness, type WsHarness } from "./harness.js";
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -183,20 +182,7 @@ async function attack(store: Store, precisionKm: number, victims: number) {
 }
 
 const stores: ["memory" | "redis", () => Store][] = [["memory", () => createMemoryStore()]];
-if (redisUp) {
-  stores.push([
-    "redis",
-    () => {
-      const client = redisClient();
-      const keyPrefix = testPrefix();
-      cleanups.push(async () => {
-        await deleteUnder(client, keyPrefix);
-        client.disconnect();
-      });
-      return createRedisStore({ client, keyPrefix });
-    },
-  ]);
-}
+if (redisUp) stores.push(["redis", () => testRedisStore(cleanups)]);
 
 describe.each(stores)("the location attack (%s store)", (kind, makeStore) => {
   it("with the default precision (2.5 km), the median error over victims stays above 1 km", async () => {

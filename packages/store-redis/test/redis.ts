@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { RedisClient } from "@whisperchat/store-redis";
+import { createRedisStore, type RedisClient, type RedisStore } from "@whisperchat/store-redis";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { describe } from "vitest";
 
@@ -74,4 +74,18 @@ export async function deleteUnder(client: RedisClient, prefix: string): Promise<
 
 function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/**
+ * A Redis store on the shared test Redis under a fresh key prefix, with a client of its own;
+ * `cleanups` gets what deletes its keys and disconnects the client.
+ */
+export function testRedisStore(cleanups: (() => unknown)[]): RedisStore {
+  const client = connect();
+  const keyPrefix = testPrefix();
+  cleanups.push(async () => {
+    await deleteUnder(client, keyPrefix);
+    client.disconnect();
+  });
+  return createRedisStore({ client, keyPrefix });
 }
