@@ -12,19 +12,10 @@
  * adapter-ws does): what is measured is the hub, its store calls and its observers, not a
  * transport.
  */
-import { randomBytes } from "node:crypto";
-import {
-  type Connection,
-  createWhisper,
-  rolePolicy,
-  type SessionLink,
-  type WhisperHub,
-} from "@whisperchat/core";
-import { createJwtAuth } from "@whisperchat/core/jwt";
+import type { Connection, SessionLink, WhisperHub } from "@whisperchat/core";
 import { prometheusMetrics } from "@whisperchat/core/prometheus";
-import { createMemoryStore } from "@whisperchat/store-memory";
 import { cpuMicros, fullGc, serve } from "./ipc.js";
-import { NO_LIMITS } from "./no-limits.js";
+import { benchHub } from "./no-limits.js";
 
 /** The configurations compared. */
 export type CostKind = "bare" | "metrics" | "demo";
@@ -38,14 +29,7 @@ const links: SessionLink[][] = [];
 let onMessage: (pair: number, side: number) => void = () => undefined;
 
 async function start({ kind }: { kind: CostKind }): Promise<void> {
-  const jwt = kind === "demo" ? createJwtAuth({ secret: randomBytes(32).toString("base64url") }) : undefined;
-  hub = createWhisper({
-    store: createMemoryStore(),
-    ...(jwt === undefined
-      ? {}
-      : { authenticate: jwt.authenticate, reauthenticate: jwt.reauthenticate, authorize: rolePolicy({}) }),
-    ...NO_LIMITS,
-  });
+  hub = benchHub(kind === "demo");
   if (kind !== "bare") prometheusMetrics(hub);
   const matched: Promise<void>[] = [];
   for (let pair = 0; pair < PAIRS; pair++) {

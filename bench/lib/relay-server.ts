@@ -18,19 +18,16 @@
  * - `socketio`: a bare Socket.IO server with the same pairing; `m` events are re-emitted to the
  *   partner.
  */
-import { randomBytes } from "node:crypto";
 import { createServer, type Server as HttpServer } from "node:http";
 import { writeHeapSnapshot } from "node:v8";
 import { attachSocketIo } from "@whisperchat/adapter-socketio";
 import { attachWebSocket } from "@whisperchat/adapter-ws";
-import { createWhisper, rolePolicy, type WhisperHub } from "@whisperchat/core";
-import { createJwtAuth } from "@whisperchat/core/jwt";
+import type { WhisperHub } from "@whisperchat/core";
 import { prometheusMetrics } from "@whisperchat/core/prometheus";
-import { createMemoryStore } from "@whisperchat/store-memory";
 import { Server as IoServer, type Socket } from "socket.io";
 import { type WebSocket, WebSocketServer } from "ws";
 import { cpuMicros, fullGc, listenLoopback, serve } from "./ipc.js";
-import { NO_LIMITS } from "./no-limits.js";
+import { benchHub } from "./no-limits.js";
 import { isWhisper, type ServerKind } from "./relay-config.js";
 
 let http: HttpServer | undefined;
@@ -43,14 +40,7 @@ function pairOf(url: string | undefined): { pair: number; side: 0 | 1 } {
 
 function startWhisper(server: HttpServer, kind: ServerKind): void {
   const demo = kind === "whisper-demo";
-  const jwt = demo ? createJwtAuth({ secret: randomBytes(32).toString("base64url") }) : undefined;
-  hub = createWhisper({
-    store: createMemoryStore(),
-    ...(jwt === undefined
-      ? {}
-      : { authenticate: jwt.authenticate, reauthenticate: jwt.reauthenticate, authorize: rolePolicy({}) }),
-    ...NO_LIMITS,
-  });
+  hub = benchHub(demo);
   attachWebSocket(hub, { server });
   if (kind !== "whisper") prometheusMetrics(hub);
   if (demo) attachSocketIo(hub, { server });
