@@ -85,7 +85,10 @@ export interface MatchedFrame {
   roomId: string;
   partner: {
     name: string;
-    /** The distance to the partner, rounded up to a whole kilometre (at least 1). */
+    /**
+     * The distance to the partner between the two points matching used, rounded up to whole
+     * steps of `limits.locationPrecisionKm` rounded up to a kilometre (3 km steps by default).
+     */
     distanceKm: number;
   };
 }

@@ -19,8 +19,9 @@ export function haversineKm(lat1: number, lng1: number, lat2: number, lng2: numb
 }
 
 /**
- * The distance shown to a partner: rounded UP to a whole kilometre, at least 1, so that a
- * client never learns more precision than that (docs/protocol.md, section 1, privacy rule).
+ * A distance rounded UP to a whole kilometre, at least 1: what a partner is shown when the hub
+ * has no location grid (`locationPrecisionKm: 0`); with one, the grid's coarser steps apply
+ * (privacy.ts, docs/protocol.md "Location privacy").
  */
 export function publicDistanceKm(distanceKm: number): number {
   return Math.max(1, Math.ceil(distanceKm));

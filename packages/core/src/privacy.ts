@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { EARTH_RADIUS_KM } from "./geo.js";
+import { EARTH_RADIUS_KM, publicDistanceKm } from "./geo.js";
 
 /**
  * Location obfuscation (docs/protocol.md section 6, "Location privacy"). Matching on exact points
@@ -53,7 +53,7 @@ export function locationGrid(precisionKm: number): LocationGrid {
     return {
       precisionKm: 0,
       obfuscate: (lat, lng, rangeKm) => ({ lat, lng, rangeKm }),
-      publicDistanceKm: (d) => Math.max(1, Math.ceil(d)),
+      publicDistanceKm,
     };
   }
   // Half a diagonal of a square cell of `side` is side / √2; keep 2% for the sphere.

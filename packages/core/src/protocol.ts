@@ -144,7 +144,11 @@ export interface MatchedFrame {
   roomId: string;
   partner: {
     name: string;
-    /** The great-circle distance rounded up to a whole kilometre, at least 1. */
+    /**
+     * The distance between the two snapped points (docs/protocol.md, "Location privacy"), rounded
+     * up to whole steps of `welcome.limits.locationPrecisionKm` rounded up to a kilometre (3 km
+     * steps by default; whole kilometres, at least 1, with no grid).
+     */
     distanceKm: number;
   };
 }
