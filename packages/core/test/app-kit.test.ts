@@ -1,6 +1,6 @@
 // The app test kit on a real hub and memory store: time-bound behaviour in milliseconds on the
 // manual clock or under vitest's fake timers, the client helpers, and the failures they report.
-import { createMemoryStore } from "@whisperchat/store-memory";
+import { createMemoryStore, type MemoryStore } from "@whisperchat/store-memory";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { systemClock, WhisperError } from "../src/index.js";
 import {
@@ -238,6 +238,18 @@ describe("createTestHub on the manual clock", () => {
     await expect(ana.expectClose({ timeoutMs: 20 })).rejects.toThrow(
       /expectClose\(\): still open after 20 ms[\s\S]*every frame received: welcome/,
     );
+  });
+
+  it("a store the kit makes runs on its clock: expiries, and the sweep as time passes", async () => {
+    const k = start({ nextCooldownMs: 60_000 });
+    const { ana } = await pair(k);
+    await ana.next();
+    const stats = () => (k.store as MemoryStore).stats();
+    expect(stats().exclusions).toBe(1);
+    await k.clock.advance(59_000);
+    expect(stats().exclusions).toBe(1); // still in its cooldown: kept through a sweep (30 s)
+    await k.clock.advance(31_000); // past the cooldown and another sweep, nobody calling sweep()
+    expect(stats().exclusions).toBe(0);
   });
 
   it("needs a store, and says how to give one", () => {

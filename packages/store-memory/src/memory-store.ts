@@ -1,4 +1,4 @@
-import type { Store } from "@whisperchat/core";
+import type { Clock, Store, Timer } from "@whisperchat/core";
 import { MemoryAccounts } from "./accounts.js";
 import { MemoryBans } from "./bans.js";
 import { MemoryBus } from "./bus.js";
@@ -33,6 +33,13 @@ export interface MemoryStoreOptions {
    * @default Date.now
    */
   now?: () => number;
+  /**
+   * A clock (core's `Clock`, e.g. `manualClock()` of `@whisperchat/core/testing`) for the expiries
+   * and for the sweep's timer: with it, `now` is `clock.now` and the sweep runs on `clock.after`,
+   * so a test that moves the clock sweeps as time passes too. The app test kit passes its own.
+   * @default none: `now` for the time, an unref'd `setInterval` for the sweep
+   */
+  clock?: Clock;
   /**
    * Called when a bus handler throws while receiving a message. The message still counts as
    * delivered (`publish` resolves `true`).
@@ -99,7 +106,10 @@ function logHandlerError(error: unknown, nodeId: string): void {
 export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const sweepIntervalMs = positive("sweepIntervalMs", options.sweepIntervalMs, 30_000, false);
   const maxBuckets = positive("maxBuckets", options.maxBuckets, 100_000, true);
-  const now = options.now ?? Date.now;
+  const { clock } = options;
+  if (clock !== undefined && options.now !== undefined)
+    throw new TypeError("createMemoryStore: give `now` or `clock`, not both (a clock has its own now)");
+  const now = clock === undefined ? (options.now ?? Date.now) : () => clock.now();
 
   const pool = new MemoryPool();
   const rooms = new MemoryRooms();
@@ -121,8 +131,23 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
     bans.sweep(at);
     nodes.sweep(at);
   };
-  let timer: ReturnType<typeof setInterval> | undefined = setInterval(sweep, sweepIntervalMs);
-  timer.unref();
+  let stopSweeping: (() => void) | undefined;
+  if (clock === undefined) {
+    const interval = setInterval(sweep, sweepIntervalMs);
+    interval.unref();
+    stopSweeping = () => clearInterval(interval);
+  } else {
+    let timer: Timer;
+    const arm = (): void => {
+      timer = clock.after(sweepIntervalMs, () => {
+        if (stopSweeping === undefined) return; // closed meanwhile
+        sweep();
+        arm();
+      });
+    };
+    arm();
+    stopSweeping = () => timer.cancel();
+  }
 
   return {
     pool,
@@ -149,10 +174,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
     }),
     sweep,
     async close(): Promise<void> {
-      if (timer !== undefined) {
-        clearInterval(timer);
-        timer = undefined;
-      }
+      stopSweeping?.();
+      stopSweeping = undefined;
       pool.clear();
       rooms.clear();
       exclusions.clear();

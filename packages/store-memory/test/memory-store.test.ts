@@ -6,7 +6,7 @@ import {
   type PoolEntry,
   type SessionRecord,
 } from "@whisperchat/core";
-import { poolConformance, storeConformance } from "@whisperchat/core/testing";
+import { manualClock, poolConformance, storeConformance } from "@whisperchat/core/testing";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createMemoryStore, type MemoryStore } from "../src/index.js";
@@ -127,6 +127,21 @@ describe("createMemoryStore", () => {
     clock += 10_000;
     await until(() => store.stats().exclusions === 1 && store.stats().buckets === 0);
     expect(await store.exclusions.excluded("c", ["a"])).toEqual(new Set(["a"]));
+  });
+
+  it("with a clock, reads the time and runs the sweep on it (no real timer); now and clock together are refused", async () => {
+    const clock = manualClock(1_000_000);
+    const store = make({ clock, sweepIntervalMs: 1000 });
+    await store.exclusions.add("a", "b", 100);
+    await sleep(30); // real time passing sweeps nothing: the sweep waits for the clock
+    await clock.advance(999);
+    expect(store.stats().exclusions).toBe(1);
+    await clock.advance(1);
+    expect(store.stats().exclusions).toBe(0);
+    await store.exclusions.add("a", "c", 100);
+    await store.close();
+    await clock.advance(5000); // closed: the sweep no longer runs (and throws nothing)
+    expect(() => createMemoryStore({ clock, now: Date.now })).toThrow(TypeError);
   });
 
   it("sweep() sweeps on demand; expired exclusions are also dropped when read", async () => {

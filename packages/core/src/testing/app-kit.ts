@@ -6,14 +6,18 @@ import type { TestChatClient } from "./client.js";
 import { type ManualClock, manualClock } from "./clock.js";
 import { type InProcessConnectOptions, openInProcess } from "./in-process.js";
 
-/** Makes a store that reads the given clock, e.g. `createMemoryStore` from `@whisperchat/store-memory`. */
-export type StoreFactory = (options: { now: () => number }) => Store;
+/**
+ * Makes a store on the kit's clock, e.g. `createMemoryStore` from `@whisperchat/store-memory`
+ * (which reads the time and runs its sweep on it). A store that only reads the time can take
+ * `clock.now()`.
+ */
+export type StoreFactory = (options: { clock: Clock }) => Store;
 
 /** Options of {@link createTestHub}: every hub option but `store`, `clock` and `now`, and these. */
 export interface TestHubOptions<C extends Clock = ManualClock>
   extends Omit<WhisperOptions, "store" | "clock" | "now"> {
   /**
-   * The store, or a function the kit calls with `{ now: clock.now }` to make one on its clock:
+   * The store, or a function the kit calls with `{ clock }` to make one on its clock:
    * `createMemoryStore` from `@whisperchat/store-memory` fits as it is. A store made by the kit
    * is closed by `close()`; one passed ready-made is the caller's. Required.
    */
@@ -71,7 +75,7 @@ export function createTestHub<C extends Clock = ManualClock>(options: TestHubOpt
   }
   const clock = (chosen ?? manualClock()) as C;
   const ownStore = typeof given === "function";
-  const store = ownStore ? given({ now: () => clock.now() }) : given;
+  const store = ownStore ? given({ clock }) : given;
   const hub = createWhisper({ ...hubOptions, store, clock });
   const hint = typeof (clock as Partial<ManualClock>).advance === "function" ? MANUAL_HINT : undefined;
   let closing: Promise<void> | undefined;

@@ -33,12 +33,12 @@ async function settle(): Promise<void> {
 
 /**
  * A clock that stands still until `advance` moves it: pass it to `createWhisper({ clock })` (and
- * its `now` to `createMemoryStore({ now })`) to test grace periods, cooldowns, token expiry and
+ * to `createMemoryStore({ clock })`) to test grace periods, cooldowns, token expiry and
  * rate limits in milliseconds, whatever test runner or fake timers are in use.
  *
  * ```ts
  * const clock = manualClock();
- * const hub = createWhisper({ store: createMemoryStore({ now: clock.now }), clock });
+ * const hub = createWhisper({ store: createMemoryStore({ clock }), clock });
  * // ... a client drops
  * await clock.advance(30_000); // its resume grace is over
  * ```
