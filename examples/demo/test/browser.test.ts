@@ -211,6 +211,28 @@ describe.skipIf(!hasChromium)("demo page in chromium", { timeout: 90_000 }, () =
     }
   });
 
+  it("a guest who skipped someone and then signs in is another user: the page no longer names them", async () => {
+    const { a } = await matchedPair();
+    await a.getByTestId("next").click();
+    await state(a, "waiting");
+    await expect.poll(() => a.getByTestId("apart").textContent()).toMatch(/^You just skipped Ben/);
+    // Ana stops looking and creates an account (the page signs her in on a new session).
+    await a.getByTestId("cancel").click();
+    await state(a, "idle");
+    await a.getByTestId("account-switch").click();
+    await state(a, "account");
+    await a.getByTestId("account-name").fill(`Ana${Date.now().toString(36).slice(-5)}`);
+    await a.getByTestId("account-password").fill("correct horse battery");
+    await a.getByTestId("sign-up").click();
+    await state(a, "idle");
+    await find(a, PARIS);
+    await state(a, "waiting");
+    await settle(a);
+    // The server does not keep the account from Ben; the page says nothing of him either.
+    expect(await a.getByTestId("apart").isVisible()).toBe(false);
+    expect(await a.getByTestId("apart").textContent()).not.toMatch(/Ben/);
+  });
+
   it("a page whose connection drops shows it, resumes, and gets what it missed; a reload resumes too", async () => {
     const { a, b, aContext, aSocket } = await matchedPair();
     await say(a, "before the drop");
