@@ -237,10 +237,11 @@ const app = {
   /** The view state a session that could not be resumed had, until `sessionLost` explains it. */
   lostState: null,
   /**
-   * The last partner the server keeps us apart from, to tell why they are not found again:
-   * {name, how: "skipped" | "skippedBy" | "blocked", until (ms; null for a block)}.
+   * Everyone the server keeps this user apart from, to tell why they are not found again, oldest
+   * first, one entry per name: [{name, how: "skipped" | "skippedBy" | "blocked", until}]; `until`
+   * is when it ends (ms), null when the page does not know (see keepApart).
    */
-  apart: null,
+  apart: [],
 };
 
 /** For browser tests: kept up to date on every state change. */
@@ -540,7 +541,7 @@ function onWelcome(frame) {
   app.room = null;
   // Whom the server keeps apart is per user: a guest's new session on this tab is the same user
   // (its device id), a sign-in or sign-out is another.
-  if (app.user?.userId !== previousUserId) app.apart = null;
+  if (app.user?.userId !== previousUserId) app.apart = [];
   app.busy = null;
   clearLog();
   setState("idle");
@@ -634,7 +635,9 @@ function onMatched(frame) {
     away: false,
   };
   app.busy = null;
-  app.apart = null;
+  // The server pairs us with no one it keeps apart: a timed entry of this name has ended (the
+  // page counts from the reply, a little after the server), or was someone else of that name.
+  app.apart = app.apart.filter((e) => e.how === "blocked" || e.name !== app.room.partner.name.trim());
   clearLog();
   hidePartnerTyping();
   closeBlockConfirm();
@@ -749,7 +752,7 @@ function restorePage(saved) {
   app.room = saved.room && typeof saved.room === "object" ? saved.room : null;
   app.lastJoin = saved.lastJoin && typeof saved.lastJoin === "object" ? saved.lastJoin : null;
   app.waitingSince = Number(saved.waitingSince) || Date.now();
-  app.apart = saved.apart && typeof saved.apart === "object" ? saved.apart : null;
+  app.apart = Array.isArray(saved.apart) ? saved.apart.filter(isApartEntry) : [];
   if (app.lastJoin) setRangeInputs(app.lastJoin.rangeKm);
   clearLog();
   const lines = Array.isArray(saved.log) ? saved.log : [];
@@ -1043,27 +1046,95 @@ function enterWaiting(frame) {
   if (!ui.viewWaiting.contains(document.activeElement)) ui.cancel.focus();
 }
 
-/** Remembers that the server keeps us apart from the current partner now (see app.apart). */
-function keepApart(how) {
-  const until = how === "blocked" || NEXT_COOLDOWN_MS === null ? null : Date.now() + NEXT_COOLDOWN_MS;
-  app.apart = { name: partnerName(), how, until };
+/** The demo's hub keeps the default `sessionRecordTtlMs` (packages/core/src/settings.ts). */
+const GUEST_BLOCK_MS = 24 * 3600 * 1000;
+
+function isApartEntry(e) {
+  return (
+    e !== null &&
+    typeof e === "object" &&
+    typeof e.name === "string" &&
+    ["skipped", "skippedBy", "blocked"].includes(e.how) &&
+    (e.until === null || Number.isFinite(e.until))
+  );
 }
 
-/** Why the last partner is not found again, while waiting; "" when there is nothing to say. */
-function apartText() {
-  const apart = app.apart;
-  if (!apart) return "";
-  const name = typeof apart.name === "string" && apart.name ? apart.name : "your last partner";
-  if (apart.how === "blocked") return `You blocked ${name}, so you two won't be matched again.`;
-  let when = "for a while";
-  if (apart.until !== null) {
-    const left = Math.ceil((Number(apart.until) - Date.now()) / 1000);
-    if (!(left > 0)) return "";
-    when = `for ${left} s`;
+/**
+ * Remembers that the server keeps us apart from the current partner now (see app.apart): after a
+ * `next` (ours or theirs) for the cooldown; after a block for good, or, when a guest is involved,
+ * for `sessionRecordTtlMs` (docs/protocol.md, "Limits"): the page knows only whether it is a guest.
+ */
+function keepApart(how) {
+  let until = NEXT_COOLDOWN_MS === null ? null : Date.now() + NEXT_COOLDOWN_MS;
+  if (how === "blocked") until = app.account ? null : Date.now() + GUEST_BLOCK_MS;
+  const name = partnerName() === "Your partner" ? "" : partnerName();
+  app.apart = app.apart.filter((e) => e.name !== name);
+  app.apart.push({ name, how, until });
+}
+
+/** Drops the entries whose time is over. */
+function pruneApart() {
+  const now = Date.now();
+  app.apart = app.apart.filter((e) => e.until === null || e.until > now);
+}
+
+/** "Ben", "Ben and Cleo", "Ben, Cleo and Dan". */
+function listNames(names) {
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
+}
+
+/** The entries' names; someone unnamed reads "someone", or "your last partner" alone. */
+function apartNames(entries) {
+  return entries.map((e) => e.name || (entries.length === 1 ? "your last partner" : "someone"));
+}
+
+/** Seconds left of an entry, at least 1. */
+const secondsLeft = (e) => Math.max(1, Math.ceil((e.until - Date.now()) / 1000));
+
+/**
+ * One sentence for the entries of one kind: one name says its time left, several say each one's
+ * ("Ben for 4 s more, Cleo for 9 s more"), soonest first.
+ */
+function apartSentence(how, entries) {
+  const names = apartNames(entries);
+  const who = listNames(names);
+  const subject =
+    how === "skippedBy"
+      ? `${who} moved on`
+      : how === "blocked"
+        ? `You blocked ${who}`
+        : `You just skipped ${who}`;
+  if (how === "blocked") {
+    const them =
+      entries.length === 1 ? "you two won't be matched again" : "you won't be matched with them again";
+    // A guest's blocks last a day; an account's, for good unless the other one is a guest.
+    const limit = app.account
+      ? ` (for a day, if ${entries.length === 1 ? `${who} is` : "they are"} a guest)`
+      : " for a day";
+    return `${subject}, so ${them}${limit}.`;
   }
-  return apart.how === "skippedBy"
-    ? `${name} moved on, so you two won't be matched again ${when}. Anyone else nearby still can be.`
-    : `You just skipped ${name}, so you two won't be matched again ${when}. Anyone else nearby still can be.`;
+  if (entries.some((e) => e.until === null)) {
+    return entries.length === 1
+      ? `${subject}, so you two won't be matched again for a while.`
+      : `${subject}, so you won't be matched with them again for a while.`;
+  }
+  if (entries.length === 1)
+    return `${subject}, so you two won't be matched again for ${secondsLeft(entries[0])} s.`;
+  const each = entries.map((e, i) => `${names[i]} for ${secondsLeft(e)} s more`).join(", ");
+  return `${subject}, so you won't be matched with them again yet: ${each}.`;
+}
+
+/** Why people we met are not found again, while waiting; "" when there is nothing to say. */
+function apartText() {
+  pruneApart();
+  const sentences = [];
+  for (const how of ["skipped", "skippedBy", "blocked"]) {
+    const entries = app.apart.filter((e) => e.how === how);
+    if (how !== "blocked") entries.sort((x, y) => (x.until ?? Infinity) - (y.until ?? Infinity));
+    if (entries.length > 0) sentences.push(apartSentence(how, entries));
+  }
+  if (sentences.length === 0) return "";
+  return `${sentences.join(" ")} Anyone else nearby still can be.`;
 }
 
 function renderApart() {

@@ -137,7 +137,7 @@ describe.skipIf(!hasChromium)("demo page through connection cuts", { timeout: 90
     await state(ana, "waiting");
     await expect
       .poll(() => ana.getByTestId("apart").textContent())
-      .toBe("You blocked Ben, so you two won't be matched again.");
+      .toBe("You blocked Ben, so you two won't be matched again for a day. Anyone else nearby still can be.");
     await state(ben, "ended");
     await ben.getByTestId("find-again").click();
     await state(ben, "waiting");
@@ -156,7 +156,7 @@ describe.skipIf(!hasChromium)("demo page through connection cuts", { timeout: 90
     await state(ana, "waiting");
     await expect
       .poll(() => ana.getByTestId("apart").textContent())
-      .toBe("You blocked Ben, so you two won't be matched again.");
+      .toBe("You blocked Ben, so you two won't be matched again for a day. Anyone else nearby still can be.");
     expect(await viewState(ben)).toBe("waiting");
   });
 

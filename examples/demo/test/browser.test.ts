@@ -211,6 +211,63 @@ describe.skipIf(!hasChromium)("demo page in chromium", { timeout: 90_000 }, () =
     }
   });
 
+  it("the page names everyone it is kept apart from, each with the time left, and drops each as its cooldown ends", async () => {
+    // Long enough for Ana to skip Ben and then Cleo within Ben's cooldown, even on a busy machine.
+    const cooldown = 10_000;
+    const short = await startDemo(
+      readConfig({ PORT: "0", WHISPER_NEXT_COOLDOWN_MS: String(cooldown) }),
+      () => undefined,
+    );
+    try {
+      const { page: a } = await pages.open(short.url, { viewport: DESKTOP });
+      const { page: b } = await pages.open(short.url, { viewport: PHONE });
+      const { page: c } = await pages.open(short.url, { viewport: PHONE });
+      await joinAsGuest(a, "Ana", PARIS);
+      await joinAsGuest(b, "Ben", NEAR_PARIS);
+      await state(a, "matched");
+      await c.getByTestId("guest").click();
+      await state(c, "idle");
+
+      // Ana skips Ben (who stops looking), is matched with Cleo and skips her too.
+      await a.getByTestId("next").click();
+      await state(a, "waiting");
+      await state(b, "ended");
+      // Two seconds at least between the two skips, so that the two times differ on the page.
+      await expect
+        .poll(() => a.getByTestId("apart").textContent(), { timeout: 5000 })
+        .toMatch(/^You just skipped Ben, so you two won't be matched again for [1-8] s\./);
+      await find(c, ALSO_NEAR_PARIS, "Cleo");
+      await state(a, "matched");
+      await expect.poll(() => a.getByTestId("partner").textContent()).toMatch(/Cleo/);
+      await a.getByTestId("next").click();
+      await state(a, "waiting");
+      const apart = a.getByTestId("apart");
+      await expect
+        .poll(() => apart.textContent())
+        .toMatch(
+          /^You just skipped Ben and Cleo, so you won't be matched with them again yet: Ben for [1-8] s more, Cleo for ([1-9]|10) s more\. Anyone else nearby still can be\.$/,
+        );
+      // Each with its own time left, soonest first: Ben's cooldown began first, so it ends first.
+      const [, ben, cleo] =
+        /Ben for (\d+) s more, Cleo for (\d+) s more/.exec((await apart.textContent()) ?? "") ?? [];
+      expect(Number(ben)).toBeLessThan(Number(cleo));
+      await shot(a, "16-skipped-two-waiting-desktop");
+
+      // Ben's cooldown ends: only Cleo is named, with her own time left.
+      await expect
+        .poll(() => apart.textContent(), { timeout: cooldown + 5000 })
+        .toMatch(
+          /^You just skipped Cleo, so you two won't be matched again for \d+ s\. Anyone else nearby still can be\.$/,
+        );
+      // And Ben, looking again, is matched with Ana.
+      await b.getByTestId("find-again").click();
+      await state(a, "matched");
+      await expect.poll(() => a.getByTestId("partner").textContent()).toMatch(/Ben/);
+    } finally {
+      await short.close();
+    }
+  });
+
   it("a guest who skipped someone and then signs in is another user: the page no longer names them", async () => {
     const { a } = await matchedPair();
     await a.getByTestId("next").click();
