@@ -171,6 +171,24 @@ describe.skipIf(!hasChromium)("demo page in chromium", { timeout: 90_000 }, () =
     expect(await demo.store.exclusions.excluded(await userOf(a), [await userOf(c)])).toEqual(
       new Set([await userOf(c)]),
     );
+    // The page says so, and still does after the next partner: a block outlasts any cooldown.
+    await expect
+      .poll(() => a.getByTestId("apart").textContent())
+      .toMatch(
+        /You blocked Cleo, so you two won't be matched again for a day\. Anyone else nearby still can be\.$/,
+      );
+    await c.getByTestId("cancel").click();
+    await state(c, "idle");
+    const { page: d } = await open(PHONE);
+    await joinAsGuest(d, "Dan", NEAR_PARIS);
+    await state(a, "matched");
+    await a.getByTestId("next").click();
+    await state(a, "waiting");
+    await expect
+      .poll(() => a.getByTestId("apart").textContent())
+      .toMatch(
+        /^You just skipped (Ben and )?Dan, .* You blocked Cleo, so you two won't be matched again for a day\. Anyone else nearby still can be\.$/,
+      );
   });
 
   it("after Next the page says why the skipped partner is not found; when the cooldown ends the two meet again", async () => {
