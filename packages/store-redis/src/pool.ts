@@ -170,16 +170,19 @@ return 1
 `,
 );
 
-const REMOVE = script(
-  "pool.remove",
-  `${UNINDEX}
+/**
+ * Lua (after {@link UNINDEX}): removes entry ARGV[1] of the hash KEYS[1] and its index entries;
+ * returns 1, or 0 when there was none.
+ */
+export const REMOVE_ENTRY = `
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old then return 0 end
 unindex(old, ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 return 1
-`,
-);
+`;
+
+const REMOVE = script("pool.remove", `${UNINDEX}${REMOVE_ENTRY}`);
 
 const CLAIM = script(
   "pool.claim",

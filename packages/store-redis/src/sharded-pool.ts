@@ -8,6 +8,7 @@ import {
   geoLng,
   numArg,
   PUT,
+  REMOVE_ENTRY,
   SEARCH,
   type SearchPlan,
   searchPlan,
@@ -65,12 +66,7 @@ const REMOVE = script(
   `${UNINDEX}${HELD}
 local left = held(ARGV[1])
 if left then return -left end
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return 0 end
-unindex(old, ARGV[1])
-redis.call('HDEL', KEYS[1], ARGV[1])
-return 1
-`,
+${REMOVE_ENTRY}`,
 );
 
 // ARGV: id, token, lease ms. 1 reserved, 0 absent, -ms: another claim holds it.
