@@ -1,4 +1,4 @@
-import type { Clock, Store, Timer } from "@whisperchat/core";
+import { type Clock, type Store, systemClock, type Timer } from "@whisperchat/core";
 import { MemoryAccounts } from "./accounts.js";
 import { MemoryBans } from "./bans.js";
 import { MemoryBus } from "./bus.js";
@@ -37,7 +37,7 @@ export interface MemoryStoreOptions {
    * A clock (core's `Clock`, e.g. `manualClock()` of `@whisperchat/core/testing`) for the expiries
    * and for the sweep's timer: with it, `now` is `clock.now` and the sweep runs on `clock.after`,
    * so a test that moves the clock sweeps as time passes too. The app test kit passes its own.
-   * @default none: `now` for the time, an unref'd `setInterval` for the sweep
+   * @default none: `now` for the time, the system's timers (unref'd) for the sweep
    */
   clock?: Clock;
   /**
@@ -131,23 +131,17 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
     bans.sweep(at);
     nodes.sweep(at);
   };
-  let stopSweeping: (() => void) | undefined;
-  if (clock === undefined) {
-    const interval = setInterval(sweep, sweepIntervalMs);
-    interval.unref();
-    stopSweeping = () => clearInterval(interval);
-  } else {
-    let timer: Timer;
-    const arm = (): void => {
-      timer = clock.after(sweepIntervalMs, () => {
-        if (stopSweeping === undefined) return; // closed meanwhile
-        sweep();
-        arm();
-      });
-    };
-    arm();
-    stopSweeping = () => timer.cancel();
-  }
+  // The sweep runs on the given clock, else on the system's timers (unref'd).
+  const timers = clock ?? systemClock;
+  let sweeping: Timer | undefined;
+  const arm = (): void => {
+    sweeping = timers.after(sweepIntervalMs, () => {
+      if (sweeping === undefined) return; // closed meanwhile
+      sweep();
+      arm();
+    });
+  };
+  arm();
 
   return {
     pool,
@@ -174,8 +168,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): MemoryStore
     }),
     sweep,
     async close(): Promise<void> {
-      stopSweeping?.();
-      stopSweeping = undefined;
+      sweeping?.cancel();
+      sweeping = undefined;
       pool.clear();
       rooms.clear();
       exclusions.clear();
